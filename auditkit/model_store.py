@@ -1,0 +1,100 @@
+"""Find the audited model, building and caching it when the config says how.
+
+A built folder carries ``auditkit-build.json`` with the key of what built it (adapter,
+build settings, data config, data hash, seed). A folder without that file is the
+user's own model and is used as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from auditkit import __version__
+from auditkit.adapters.base import ModelAdapter
+from auditkit.config import AuditConfigBase
+from auditkit.data import AuditData
+from auditkit.errors import AuditError
+from auditkit.progress import ProgressReporter
+
+MARKER = "auditkit-build.json"
+BUILD_FORMAT = 1  # bump when a change to the build code changes what the same settings produce
+
+
+def build_key(config: AuditConfigBase, data: AuditData) -> str:
+    data_settings = config.data.model_dump(mode="json", exclude={"path"})
+    payload = {
+        "format": BUILD_FORMAT,
+        "adapter": config.model.adapter,
+        "model": config.model.model_dump(mode="json", exclude={"path", "device", "batch_size"}),
+        "data": data_settings,
+        "data_sha256": data.sha256,
+        "seed": config.seed,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def ensure_model(
+    adapter_cls: type[ModelAdapter], config: AuditConfigBase, data: AuditData, progress: ProgressReporter
+) -> Path:
+    model_cfg = config.model
+    path = Path(model_cfg.path)
+    build = getattr(model_cfg, "build", None)
+    if path.exists() and not path.is_dir():
+        raise AuditError(f"model.path {path} is a file; expected a model folder")
+    if path.is_dir():
+        marker = path / MARKER
+        if build is None or not marker.exists():
+            return path
+        key = build_key(config, data)
+        if _recorded_key(marker) == key:
+            return path
+        progress.note(f"Build settings or data changed since {path} was built; rebuilding.")
+    elif build is None:
+        raise AuditError(f"model.path {path} does not exist and the config has no model.build section to build it")
+    key = build_key(config, data)
+    _build(adapter_cls, config, data, path, key, progress)
+    return path
+
+
+def _recorded_key(marker: Path) -> str | None:
+    try:
+        return json.loads(marker.read_text(encoding="utf-8")).get("key")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _build(
+    adapter_cls: type[ModelAdapter], config: AuditConfigBase, data: AuditData, path: Path, key: str,
+    progress: ProgressReporter,
+) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AuditError(f"model.path {path}: cannot create the folder: {exc.strerror}") from None
+    staging = path.parent / f".{path.name}.building-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    started = time.perf_counter()
+    try:
+        adapter_cls.build(config.model, data, staging, config.seed, progress)
+        record = {
+            "key": key,
+            "auditkit_version": __version__,
+            "built_seconds": round(time.perf_counter() - started, 1),
+            "data_sha256": data.sha256,
+            "train_rows": len(data.train),
+            "build": config.model.build.model_dump(mode="json"),
+        }
+        (staging / MARKER).write_text(json.dumps(record, indent=2), encoding="utf-8")
+        old = path.parent / f".{path.name}.old-{os.getpid()}"
+        if path.exists():
+            path.rename(old)
+        staging.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,65 @@
+"""``report.html``: one self-contained, offline file with plotly.js embedded once.
+
+Every string from data or config goes through Jinja's autoescaping; figure JSON is
+embedded with ``<``, ``>`` and ``&`` escaped, so no dataset text can open a tag.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict
+from functools import cache
+from pathlib import Path
+
+import jinja2
+from markupsafe import Markup
+from plotly.offline import get_plotlyjs
+
+from auditkit.report.format import describe_gate, interval, number
+from auditkit.report.sections import build_section
+from auditkit.results import AuditResult
+
+GLOSSARY = {
+    "accuracy": "Share of held-out rows the model classifies correctly.",
+    "balanced accuracy": "Mean of the true-positive rate and the true-negative rate; not fooled by class imbalance.",
+    "ROC AUC": "Probability that a random positive row scores higher than a random negative row (0.5 = chance).",
+    "expected calibration error": "Average gap between the predicted probability and the observed positive rate, "
+    "weighted by how many rows fall in each score bin.",
+    "gate": "A rule on one metric. With an interval it passes only if the whole interval meets the threshold; "
+    "an interval that straddles the threshold is inconclusive.",
+}
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("auditkit.report", "templates"),
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+    )
+    env.filters["number"] = number
+    env.filters["interval"] = interval
+    env.filters["script_json"] = script_json
+    return env
+
+
+def script_json(value: object) -> Markup:
+    """JSON safe inside a <script type="application/json"> element."""
+    import json
+
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def render(result: AuditResult) -> str:
+    sections = [build_section(name, r) for name, r in result.auditors.items()]
+    return _environment().get_template("report.html.j2").render(
+        result=result, verdict=result.verdict, gates=result.gates, gate_text=describe_gate,
+        sections=sections, provenance=asdict(result.provenance), glossary=GLOSSARY,
+        nonce=secrets.token_urlsafe(18),
+        plotly_js=Markup(get_plotlyjs().replace("</script", "<\\/script")),
+    )
+
+
+def write(result: AuditResult, path: Path) -> None:
+    path.write_text(render(result), encoding="utf-8")

@@ -1,0 +1,58 @@
+"""``summary.md``: a short verdict and gate table for a CI step summary or a PR comment."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from auditkit.report.format import interval, number
+from auditkit.results import AuditResult
+
+ICONS = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "⚠️ inconclusive"}
+
+
+def cell(text: object) -> str:
+    """Make untrusted text inert inside a Markdown table cell (no HTML, links or column breaks)."""
+    value = str(text).replace("\n", " ")
+    value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"([\\`*_{}\[\]()#+!|~])", r"\\\1", value)
+
+
+def to_markdown(result: AuditResult) -> str:
+    verdict = "✅ PASS" if result.verdict == "pass" else "❌ FAIL"
+    blocking = sum(g.blocks for g in result.gates)
+    lines = [f"## auditkit · {cell(result.audit)} · {verdict}", ""]
+    lines.append(
+        f"{len(result.gates)} gates: {sum(g.status == 'pass' for g in result.gates)} passed, "
+        f"{sum(g.status == 'fail' for g in result.gates)} failed, "
+        f"{sum(g.status == 'inconclusive' for g in result.gates)} inconclusive"
+        + (f"; {blocking} block the build." if blocking else ".")
+    )
+    lines.append("")
+    if result.gates:
+        lines += ["| gate | value | 95% CI | rule | status | source |", "|---|---:|---|---|---|---|"]
+        for g in result.gates:
+            status = ICONS[g.status] + (" (blocks)" if g.blocks and g.status == "inconclusive" else "")
+            lines.append(
+                f"| `{g.id}` | {number(g.value)} | {interval(g.ci)} | {g.op} {g.threshold:g} | {status} | "
+                f"{cell(g.source)}{' — ' + cell(g.reason) if g.reason else ''} |"
+            )
+        lines.append("")
+    performance = result.auditors.get("performance")
+    if performance is not None:
+        m = performance.summary()["metrics"]
+        lines.append(
+            f"Performance on {m['n']} held-out rows: accuracy {number(m['accuracy'])}, "
+            f"balanced accuracy {number(m['balanced_accuracy'])}, ROC AUC {number(m['roc_auc'])}."
+        )
+        lines.append("")
+    for note in result.notes:
+        lines.append(f"- {cell(note)}")
+    p = result.provenance
+    lines += ["", f"<sub>model `{p.model_sha256[:12]}` · data `{p.data_sha256[:12]}` · seed {result.seed} · "
+              f"auditkit {p.auditkit_version} · {p.duration_s:.1f} s</sub>", ""]
+    return "\n".join(lines)
+
+
+def write(result: AuditResult, path: Path) -> None:
+    path.write_text(to_markdown(result), encoding="utf-8")

@@ -1,0 +1,96 @@
+"""Typed results that flow from auditors to gates to writers."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from auditkit.adapters.base import Predictions
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """A gateable number with its interval, or None and the reason it could not be computed."""
+
+    value: float | None
+    ci: tuple[float, float] | None = None
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.value is not None and not math.isfinite(self.value):
+            raise ValueError("a metric value must be finite; use value=None with a reason")
+        if self.value is None and not self.reason:
+            raise ValueError("a missing metric value needs a reason")
+
+
+class AuditorResult(BaseModel):
+    """Base of every auditor's result: a JSON-able summary plus gateable metrics.
+
+    Subclasses add typed fields; ``summary()`` is what lands in
+    ``summary.json`` under ``auditors.<name>``.
+    """
+
+    def summary(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def metric_values(self) -> dict[str, MetricValue]:
+        """Metric ids without the auditor prefix, e.g. ``accuracy`` or ``demographic_parity_ratio[sex]``."""
+        return {}
+
+
+@dataclass(frozen=True)
+class GateResult:
+    id: str
+    value: float | None
+    ci: tuple[float, float] | None
+    op: str
+    threshold: float
+    status: str  # pass | fail | inconclusive
+    source: str
+    on_inconclusive: str
+    reason: str | None = None
+
+    @property
+    def blocks(self) -> bool:
+        """Whether this gate makes the verdict fail."""
+        return self.status == "fail" or (self.status == "inconclusive" and self.on_inconclusive == "fail")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    config_sha256: str
+    data_sha256: str
+    model: str
+    model_sha256: str
+    auditkit_version: str
+    started_at: str
+    duration_s: float
+    versions: dict[str, str] = field(default_factory=dict)
+    device: str = "cpu"
+
+
+@dataclass
+class AuditResult:
+    """Everything one run produced; writers render it and compute nothing."""
+
+    audit: str
+    description: str
+    seed: int
+    provenance: Provenance
+    gates: list[GateResult]
+    auditors: dict[str, AuditorResult]
+    predictions: Predictions
+    sensitive: dict[str, list[str]]  # feature -> group of each evaluated example
+    attributions: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        return "fail" if any(g.blocks for g in self.gates) else "pass"
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.verdict == "fail" else 0

@@ -1,0 +1,148 @@
+"""One direction of flow: config -> data -> adapter -> auditors -> results -> gates -> writers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import platform
+import time
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from auditkit import __version__, registry
+from auditkit.adapters.base import ModelAdapter
+from auditkit.auditors.base import AuditContext
+from auditkit.config import AuditConfigBase
+from auditkit.config_file import load_config
+from auditkit.data import AuditData, load_data
+from auditkit.errors import AuditError
+from auditkit.gates import evaluate_gates
+from auditkit.model_store import ensure_model
+from auditkit.progress import SILENT, ProgressReporter
+from auditkit.report import check_writable, write_outputs
+from auditkit.results import AuditorResult, AuditResult, Provenance
+from auditkit.training import seed_everything
+
+VERSIONED = ("torch", "transformers", "captum", "fairlearn", "opacus", "numpy", "pandas", "scikit-learn")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    config: AuditConfigBase
+    data: AuditData
+    adapter: ModelAdapter
+
+
+def prepare(config: AuditConfigBase, progress: ProgressReporter, *, build: bool = True) -> Prepared:
+    """Load the data and the model (building it when configured and ``build`` is true)."""
+    adapter_cls = registry.adapters()[config.model.adapter]
+    adapter_cls.check_data(config.model, config.data)
+    data = load_data(config.data, config.seed)
+    if build:
+        ensure_model(adapter_cls, config, data, progress)
+    adapter = adapter_cls.load(config.model, config.data)
+    return Prepared(config, data, adapter)
+
+
+def selected_auditors(config: AuditConfigBase, only: list[str] | None) -> list[str]:
+    configured = list(config.auditor_order)
+    if not only:
+        return configured
+    unknown = [name for name in only if name not in configured]
+    if unknown:
+        raise AuditError(f"--only: '{unknown[0]}' is not configured under auditors (configured: {', '.join(configured)})")
+    return [name for name in configured if name in only]
+
+
+def run_audit(
+    config_path: str | Path,
+    *,
+    out: str | Path | None = None,
+    only: list[str] | None = None,
+    seed: int | None = None,
+    progress: ProgressReporter = SILENT,
+    write: bool = True,
+) -> tuple[AuditResult, Path]:
+    """Run the audit described by ``config_path``; write its files unless ``write`` is false."""
+    started, started_at = time.perf_counter(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    config = load_config(config_path)
+    if seed is not None:
+        config = config.model_copy(update={"seed": seed})
+    out_dir = Path(out) if out is not None else Path("reports") / config.name
+    if write:
+        check_writable(out_dir)
+    names = selected_auditors(config, only)
+    prepared = prepare(config, progress)
+    seed_everything(config.seed)
+    context = AuditContext(config, prepared.data, prepared.adapter, progress)
+    predictions = context.predictions("test")
+    results: dict[str, AuditorResult] = {}
+    for name in names:
+        auditor = registry.auditors()[name](getattr(config.auditors, name))
+        results[name] = auditor.run(context)
+    gates = [g for g in config.gates if g.auditor in names]
+    notes = []
+    if len(gates) < len(config.gates):
+        notes.append(f"{len(config.gates) - len(gates)} gates were not evaluated: their auditors were left out by --only.")
+    if predictions.n_truncated:
+        notes.append(f"{predictions.n_truncated} of {len(predictions)} texts exceeded the model's maximum length and were truncated.")
+    test = prepared.data.test
+    result = AuditResult(
+        audit=config.name,
+        description=config.description,
+        seed=config.seed,
+        provenance=_provenance(config, prepared, started_at, time.perf_counter() - started),
+        gates=evaluate_gates(gates, results),
+        auditors=results,
+        predictions=predictions,
+        sensitive={f: test.frame[f].astype(str).tolist() for f in prepared.data.sensitive_features},
+        notes=notes,
+    )
+    if write:
+        write_outputs(result, out_dir)
+    return result, out_dir
+
+
+def validate_config(config_path: str | Path, progress: ProgressReporter = SILENT) -> list[str]:
+    """Check config, data columns and model without running auditors; returns what was checked."""
+    config = load_config(config_path)
+    adapter_cls = registry.adapters()[config.model.adapter]
+    adapter_cls.check_data(config.model, config.data)
+    data = load_data(config.data, config.seed)
+    lines = [
+        f"config: {config.config_path} ({len(config.auditor_order)} auditors, {len(config.gates)} gates)",
+        f"data: {data.path} ({len(data.train)} train rows, {len(data.test)} test rows, "
+        f"sensitive features: {', '.join(data.sensitive_features) or 'none'})",
+    ]
+    path = Path(config.model.path)
+    if path.exists():
+        adapter = adapter_cls.load(config.model, config.data)
+        adapter.predict(data.test.subset(list(range(min(2, len(data.test))))), progress)
+        lines.append(f"model: {path} loads and scores ({adapter_cls.name})")
+    elif getattr(config.model, "build", None) is not None:
+        lines.append(f"model: {path} is absent and will be built from model.build on the first run")
+    else:
+        raise AuditError(f"model.path {path} does not exist and the config has no model.build section to build it")
+    return lines
+
+
+def _provenance(config: AuditConfigBase, prepared: Prepared, started_at: str, duration: float) -> Provenance:
+    assert config.config_path is not None
+    versions = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return Provenance(
+        config_sha256=hashlib.sha256(Path(config.config_path).read_bytes()).hexdigest(),
+        data_sha256=prepared.data.sha256,
+        model=str(prepared.adapter.model_dir),
+        model_sha256=prepared.adapter.model_sha256,
+        auditkit_version=__version__,
+        started_at=started_at,
+        duration_s=round(duration, 3),
+        versions=versions,
+        device=str(prepared.adapter.device),
+    )
