@@ -12,8 +12,12 @@ import typer
 from auditkit.errors import AuditError
 from auditkit.progress import ProgressReporter
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Ethics and explainability audits for machine-learning classifiers.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Ethics and explainability audits for machine-learning classifiers.",
+)
 
 ConfigArg = Annotated[Path, typer.Argument(help="The audit's YAML file.", show_default=False)]
 
@@ -66,8 +70,10 @@ def run(
     result, out_dir = _guarded(debug, action)
     if not quiet:
         failed = [g.id for g in result.gates if g.blocks]
-        typer.echo(f"{result.verdict.upper()}: {len(result.gates)} gates, {len(failed)} blocking"
-                   + (f" ({', '.join(failed)})" if failed else ""))
+        typer.echo(
+            f"{result.verdict.upper()}: {len(result.gates)} gates, {len(failed)} blocking"
+            + (f" ({', '.join(failed)})" if failed else "")
+        )
         typer.echo(f"report: {out_dir / 'report.html'}")
     raise typer.Exit(result.exit_code)
 

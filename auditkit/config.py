@@ -33,7 +33,7 @@ class BinnedColumn(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> BinnedColumn:
-        if any(b <= a for a, b in zip(self.edges, self.edges[1:])):
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
             raise ValueError("edges must be strictly increasing")
         if self.labels is not None and len(self.labels) != len(self.edges) - 1:
             raise ValueError(f"labels needs {len(self.edges) - 1} entries, one per bin")

@@ -19,11 +19,14 @@ from auditkit.config import AuditConfigBase, config_model
 from auditkit.errors import AuditError
 
 Loc = tuple[str | int, ...]
+INTERNAL_KEYS = {"config_path", "auditor_order"}  # set by the loader, never by the user
 
 
 def load_config(path: str | Path) -> AuditConfigBase:
     path = Path(path)
     raw, lines = _read_yaml(path)
+    for internal in INTERNAL_KEYS & raw.keys():
+        raise AuditError(f"{_where(path, lines, (internal,))}: unknown key '{internal}'")
     model = config_model()
     try:
         config = model.model_validate(raw)
@@ -181,4 +184,6 @@ def _check_cross_references(config: AuditConfigBase, path: Path, lines: dict[Loc
         if gate.metric not in known:
             close = difflib.get_close_matches(gate.metric, sorted(known), n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise AuditError(f"{_where(path, lines, loc)}: 'gates[{index}].metric': unknown metric '{gate.metric}'{hint}")
+            raise AuditError(
+                f"{_where(path, lines, loc)}: 'gates[{index}].metric': unknown metric '{gate.metric}'{hint}"
+            )

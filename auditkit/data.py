@@ -77,7 +77,12 @@ def load_data(config: DataConfig, seed: int) -> AuditData:
     if config.text is not None and config.text.column:
         non_features.add(config.text.column)
     return AuditData(
-        part("train", train_pos), part("test", test_pos), digest, tuple(config.sensitive_features), path, labels,
+        part("train", train_pos),
+        part("test", test_pos),
+        digest,
+        tuple(config.sensitive_features),
+        path,
+        labels,
         frozenset(non_features),
     )
 
@@ -166,7 +171,7 @@ def _derive(frame: pd.DataFrame, config: DataConfig, path: Path) -> pd.DataFrame
         source = pd.to_numeric(frame[spec.source], errors="coerce")
         if source.isna().any():
             raise AuditError(f"{path}: column '{spec.source}' (for derived '{name}') has empty or non-numeric values")
-        labels = spec.labels or [f"[{a:g}, {b:g})" for a, b in zip(spec.edges, spec.edges[1:])]
+        labels = spec.labels or [f"[{a:g}, {b:g})" for a, b in zip(spec.edges, spec.edges[1:], strict=False)]
         binned = pd.cut(source, bins=spec.edges, labels=labels, right=False)
         outside = binned.isna()
         if outside.any():
@@ -213,7 +218,9 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
-def _split(frame: pd.DataFrame, y: np.ndarray, config: DataConfig, seed: int, path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _split(
+    frame: pd.DataFrame, y: np.ndarray, config: DataConfig, seed: int, path: Path
+) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic stratified split; falls back to the label alone when strata are too small."""
     if min(np.bincount(y, minlength=2)) < 2:
         raise AuditError(
@@ -233,5 +240,7 @@ def _split(frame: pd.DataFrame, y: np.ndarray, config: DataConfig, seed: int, pa
             positions, test_size=config.split.test_size, random_state=seed, stratify=strata.to_numpy()
         )
     except ValueError as exc:
-        raise AuditError(f"{path}: cannot split {len(frame)} rows with test_size {config.split.test_size}: {exc}") from None
+        raise AuditError(
+            f"{path}: cannot split {len(frame)} rows with test_size {config.split.test_size}: {exc}"
+        ) from None
     return np.sort(train), np.sort(test)

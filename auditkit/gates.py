@@ -28,8 +28,15 @@ def evaluate_gate(gate: GateConfig, metric: MetricValue | None) -> GateResult:
         metric = MetricValue(None, reason="the auditor did not run or produced no such metric")
     status, reason = _status(gate, metric)
     return GateResult(
-        id=gate.metric, value=metric.value, ci=metric.ci, op=gate.op, threshold=gate.threshold, status=status,
-        source=gate.source, on_inconclusive=gate.on_inconclusive, reason=reason,
+        id=gate.metric,
+        value=metric.value,
+        ci=metric.ci,
+        op=gate.op,
+        threshold=gate.threshold,
+        status=status,
+        source=gate.source,
+        on_inconclusive=gate.on_inconclusive,
+        reason=reason,
     )
 
 

@@ -69,7 +69,11 @@ def _recorded_key(marker: Path) -> str | None:
 
 
 def _build(
-    adapter_cls: type[ModelAdapter], config: AuditConfigBase, data: AuditData, path: Path, key: str,
+    adapter_cls: type[ModelAdapter],
+    config: AuditConfigBase,
+    data: AuditData,
+    path: Path,
+    key: str,
     progress: ProgressReporter,
 ) -> None:
     try:

@@ -51,7 +51,9 @@ def selected_auditors(config: AuditConfigBase, only: list[str] | None) -> list[s
         return configured
     unknown = [name for name in only if name not in configured]
     if unknown:
-        raise AuditError(f"--only: '{unknown[0]}' is not configured under auditors (configured: {', '.join(configured)})")
+        raise AuditError(
+            f"--only: '{unknown[0]}' is not configured under auditors (configured: {', '.join(configured)})"
+        )
     return [name for name in configured if name in only]
 
 
@@ -84,9 +86,14 @@ def run_audit(
     gates = [g for g in config.gates if g.auditor in names]
     notes = []
     if len(gates) < len(config.gates):
-        notes.append(f"{len(config.gates) - len(gates)} gates were not evaluated: their auditors were left out by --only.")
+        notes.append(
+            f"{len(config.gates) - len(gates)} gates were not evaluated: their auditors were left out by --only."
+        )
     if predictions.n_truncated:
-        notes.append(f"{predictions.n_truncated} of {len(predictions)} texts exceeded the model's maximum length and were truncated.")
+        notes.append(
+            f"{predictions.n_truncated} of {len(predictions)} texts exceeded the model's maximum length "
+            "and were truncated."
+        )
     test = prepared.data.test
     result = AuditResult(
         audit=config.name,

@@ -51,8 +51,9 @@ class ModelAdapter(ABC):
         self.device = resolve_device(config.device)
 
     @classmethod
-    def check_data(cls, config: ModelConfigBase, data_config: DataConfig) -> None:  # noqa: B027
-        """Raise AuditError when the data section cannot feed this model."""
+    def check_data(cls, config: ModelConfigBase, data_config: DataConfig) -> None:
+        """Raise AuditError when the data section cannot feed this model (default: anything goes)."""
+        return None
 
     @classmethod
     @abstractmethod

@@ -205,8 +205,11 @@ class HfTextAdapter(ModelAdapter):
         seed_everything(seed)
         negative, positive = data.label_names
         tokenizer, model = _open(
-            resolve_base(settings.base), "model.build.base", num_labels=2,
-            id2label={0: negative, 1: positive}, label2id={negative: 0, positive: 1},
+            resolve_base(settings.base),
+            "model.build.base",
+            num_labels=2,
+            id2label={0: negative, 1: positive},
+            label2id={negative: 0, positive: 1},
         )
         device = torch.device("cuda" if torch.cuda.is_available() and config.device != "cpu" else "cpu")
         freeze_below_top(model, settings.train_top_layers)
@@ -215,8 +218,16 @@ class HfTextAdapter(ModelAdapter):
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
         schedule = linear_warmup_schedule(optimizer, settings.epochs * len(loader), settings.warmup_ratio)
-        fit(LogitsOf(model), loader, optimizer, epochs=settings.epochs, device=device, progress=progress,
-            description="Fine-tuning model", scheduler=schedule)
+        fit(
+            LogitsOf(model),
+            loader,
+            optimizer,
+            epochs=settings.epochs,
+            device=device,
+            progress=progress,
+            description="Fine-tuning model",
+            scheduler=schedule,
+        )
         for param in model.parameters():
             param.requires_grad_(True)
         model.to("cpu").save_pretrained(out_dir)
@@ -248,8 +259,11 @@ def freeze_below_top(model: torch.nn.Module, top_layers: int | None) -> None:
     if top_layers is None:
         return
     layers = next(
-        (m for m in model.modules() if isinstance(m, torch.nn.ModuleList)
-         and len(m) == getattr(model.config, "num_hidden_layers", -1)),
+        (
+            m
+            for m in model.modules()
+            if isinstance(m, torch.nn.ModuleList) and len(m) == getattr(model.config, "num_hidden_layers", -1)
+        ),
         None,
     )
     if layers is None:

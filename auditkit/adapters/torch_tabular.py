@@ -83,7 +83,8 @@ class FeatureEncoding:
                 numbers = pd.to_numeric(values, errors="coerce").fillna(f["mean"]).to_numpy(float)
                 blocks.append(((numbers - f["mean"]) / f["std"])[:, None])
             else:
-                codes = pd.Categorical(values.astype(str), categories=f["categories"]).codes
+                lookup = {category: i for i, category in enumerate(f["categories"])}
+                codes = values.astype(str).map(lookup).fillna(-1).to_numpy(dtype=np.int64)
                 onehot = np.zeros((len(frame), len(f["categories"])))
                 known = codes >= 0
                 onehot[np.flatnonzero(known), codes[known]] = 1.0
@@ -141,7 +142,9 @@ class TorchTabularAdapter(ModelAdapter):
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
-            raise AuditError(f"model.path {path}: weights do not match {ENCODING_FILE}: {str(exc).splitlines()[0]}") from None
+            raise AuditError(
+                f"model.path {path}: weights do not match {ENCODING_FILE}: {str(exc).splitlines()[0]}"
+            ) from None
         return cls(config, path, encoding, model)
 
     @classmethod
@@ -161,17 +164,30 @@ class TorchTabularAdapter(ModelAdapter):
         train = _training_data(encoding, data.train)
         optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
         device = torch.device("cuda" if torch.cuda.is_available() and config.device != "cpu" else "cpu")
-        fit(model, train.loader(settings.batch_size, seed), optimizer, epochs=settings.epochs, device=device,
-            progress=progress, description="Training model")
+        fit(
+            model,
+            train.loader(settings.batch_size, seed),
+            optimizer,
+            epochs=settings.epochs,
+            device=device,
+            progress=progress,
+            description="Training model",
+        )
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, out_dir / WEIGHTS_FILE)
-        spec = {"format": FORMAT, "hidden_sizes": settings.hidden_sizes, "dropout": settings.dropout,
-                "features": encoding.features}
+        spec = {
+            "format": FORMAT,
+            "hidden_sizes": settings.hidden_sizes,
+            "dropout": settings.dropout,
+            "features": encoding.features,
+        }
         (out_dir / ENCODING_FILE).write_text(json.dumps(spec, indent=2), encoding="utf-8")
 
     def check_columns(self, split: Split) -> None:
         missing = [f["name"] for f in self.encoding.features if f["name"] not in split.frame.columns]
         if missing:
-            raise AuditError(f"model.path {self.model_dir}: the model needs column '{missing[0]}', which the data lacks")
+            raise AuditError(
+                f"model.path {self.model_dir}: the model needs column '{missing[0]}', which the data lacks"
+            )
 
     def predict(self, split: Split, progress: ProgressReporter) -> Predictions:
         self.check_columns(split)

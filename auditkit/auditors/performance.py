@@ -58,11 +58,15 @@ def calibration_bins(y_true: np.ndarray, scores: np.ndarray, bins: int) -> list[
     for b in range(bins):
         mask = index == b
         n = int(mask.sum())
-        out.append(CalibrationBin(
-            lower=b / bins, upper=(b + 1) / bins, n=n,
-            mean_score=float(scores[mask].mean()) if n else None,
-            positive_rate=float(y_true[mask].mean()) if n else None,
-        ))
+        out.append(
+            CalibrationBin(
+                lower=b / bins,
+                upper=(b + 1) / bins,
+                n=n,
+                mean_score=float(scores[mask].mean()) if n else None,
+                positive_rate=float(y_true[mask].mean()) if n else None,
+            )
+        )
     return out
 
 

@@ -34,7 +34,10 @@ GLOSSARY = {
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("auditkit.report", "templates"),
-        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     env.filters["number"] = number
     env.filters["interval"] = interval
@@ -53,11 +56,20 @@ def script_json(value: object) -> Markup:
 
 def render(result: AuditResult) -> str:
     sections = [build_section(name, r) for name, r in result.auditors.items()]
-    return _environment().get_template("report.html.j2").render(
-        result=result, verdict=result.verdict, gates=result.gates, gate_text=describe_gate,
-        sections=sections, provenance=asdict(result.provenance), glossary=GLOSSARY,
-        nonce=secrets.token_urlsafe(18),
-        plotly_js=Markup(get_plotlyjs().replace("</script", "<\\/script")),
+    return (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            result=result,
+            verdict=result.verdict,
+            gates=result.gates,
+            gate_text=describe_gate,
+            sections=sections,
+            provenance=asdict(result.provenance),
+            glossary=GLOSSARY,
+            nonce=secrets.token_urlsafe(18),
+            plotly_js=Markup(get_plotlyjs().replace("</script", "<\\/script")),
+        )
     )
 
 

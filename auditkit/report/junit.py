@@ -13,8 +13,13 @@ def to_xml(result: AuditResult) -> str:
     failures = sum(g.blocks for g in result.gates)
     skipped = sum(g.status == "inconclusive" and not g.blocks for g in result.gates)
     suite = ET.Element(
-        "testsuite", name=f"auditkit.{result.audit}", tests=str(len(result.gates)), failures=str(failures),
-        errors="0", skipped=str(skipped), time=f"{result.provenance.duration_s:.3f}",
+        "testsuite",
+        name=f"auditkit.{result.audit}",
+        tests=str(len(result.gates)),
+        failures=str(failures),
+        errors="0",
+        skipped=str(skipped),
+        time=f"{result.provenance.duration_s:.3f}",
     )
     for gate in result.gates:
         case = ET.SubElement(suite, "testcase", classname=f"auditkit.{gate.id.split('.')[0]}", name=gate.id)

@@ -49,8 +49,12 @@ def to_markdown(result: AuditResult) -> str:
     for note in result.notes:
         lines.append(f"- {cell(note)}")
     p = result.provenance
-    lines += ["", f"<sub>model `{p.model_sha256[:12]}` · data `{p.data_sha256[:12]}` · seed {result.seed} · "
-              f"auditkit {p.auditkit_version} · {p.duration_s:.1f} s</sub>", ""]
+    lines += [
+        "",
+        f"<sub>model `{p.model_sha256[:12]}` · data `{p.data_sha256[:12]}` · seed {result.seed} · "
+        f"auditkit {p.auditkit_version} · {p.duration_s:.1f} s</sub>",
+        "",
+    ]
     return "\n".join(lines)
 
 

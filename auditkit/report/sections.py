@@ -64,13 +64,27 @@ def generic_section(name: str, result: AuditorResult) -> Section:
 def performance_section(name: str, result: AuditorResult) -> Section:
     s = result.summary()
     m = s["metrics"]
-    rows = [[key, m.get(key), m.get(f"{key}_reason", "")] for key in (
-        "n", "n_positive", "accuracy", "balanced_accuracy", "roc_auc", "precision", "recall", "f1",
-        "expected_calibration_error", "n_truncated")]
+    rows = [
+        [key, m.get(key), m.get(f"{key}_reason", "")]
+        for key in (
+            "n",
+            "n_positive",
+            "accuracy",
+            "balanced_accuracy",
+            "roc_auc",
+            "precision",
+            "recall",
+            "f1",
+            "expected_calibration_error",
+            "n_truncated",
+        )
+    ]
     cm = s["confusion_matrix"]
-    confusion = Table(["", "predicted negative", "predicted positive"],
-                      [["actual negative", cm["tn"], cm["fp"]], ["actual positive", cm["fn"], cm["tp"]]],
-                      caption="Confusion matrix (positive = the favourable label)")
+    confusion = Table(
+        ["", "predicted negative", "predicted positive"],
+        [["actual negative", cm["tn"], cm["fp"]], ["actual positive", cm["fn"], cm["tp"]]],
+        caption="Confusion matrix (positive = the favourable label)",
+    )
     figures = []
     if s["roc_curve"]["fpr"]:
         roc = go.Figure(go.Scatter(x=s["roc_curve"]["fpr"], y=s["roc_curve"]["tpr"], mode="lines", name="model"))
@@ -78,15 +92,30 @@ def performance_section(name: str, result: AuditorResult) -> Section:
         roc.update_layout(title="ROC curve", xaxis_title="false positive rate", yaxis_title="true positive rate")
         figures.append(figure_json(roc))
     bins = [b for b in s["calibration"] if b["n"]]
-    calibration = go.Figure(go.Scatter(
-        x=[b["mean_score"] for b in bins], y=[b["positive_rate"] for b in bins], mode="lines+markers",
-        text=[f"n={b['n']}" for b in bins], name="model"))
+    calibration = go.Figure(
+        go.Scatter(
+            x=[b["mean_score"] for b in bins],
+            y=[b["positive_rate"] for b in bins],
+            mode="lines+markers",
+            text=[f"n={b['n']}" for b in bins],
+            name="model",
+        )
+    )
     calibration.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot"}, name="perfect"))
-    calibration.update_layout(title="Reliability diagram", xaxis_title="mean score in bin",
-                              yaxis_title="observed positive rate")
+    calibration.update_layout(
+        title="Reliability diagram", xaxis_title="mean score in bin", yaxis_title="observed positive rate"
+    )
     figures.append(figure_json(calibration))
     notes = []
     if m.get("n_truncated"):
-        notes.append(f"{m['n_truncated']} of {m['n']} texts were longer than the model's maximum length and were truncated.")
-    return Section(key=name, title="Performance", intro="How well the model predicts on the held-out rows.",
-                   tables=[Table(["metric", "value", "note"], rows), confusion], figures=figures, notes=notes)
+        notes.append(
+            f"{m['n_truncated']} of {m['n']} texts were longer than the model's maximum length and were truncated."
+        )
+    return Section(
+        key=name,
+        title="Performance",
+        intro="How well the model predicts on the held-out rows.",
+        tables=[Table(["metric", "value", "note"], rows), confusion],
+        figures=figures,
+        notes=notes,
+    )

@@ -22,9 +22,15 @@ def to_summary(result: AuditResult) -> dict[str, Any]:
         "provenance": asdict(result.provenance),
         "gates": [
             {
-                "id": g.id, "value": g.value, "ci": list(g.ci) if g.ci else None, "op": g.op,
-                "threshold": g.threshold, "status": g.status, "source": g.source,
-                "on_inconclusive": g.on_inconclusive, **({"reason": g.reason} if g.reason else {}),
+                "id": g.id,
+                "value": g.value,
+                "ci": list(g.ci) if g.ci else None,
+                "op": g.op,
+                "threshold": g.threshold,
+                "status": g.status,
+                "source": g.source,
+                "on_inconclusive": g.on_inconclusive,
+                **({"reason": g.reason} if g.reason else {}),
             }
             for g in result.gates
         ],

@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` runs each and writes its figures under benchmarks/results/."""

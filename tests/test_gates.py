@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+
+from auditkit.config import GateConfig
+from auditkit.gates import evaluate_gate
+from auditkit.results import MetricValue
+
+
+def gate(op=">=", threshold=0.8, on_inconclusive="warn"):
+    return GateConfig(
+        metric="fairness.demographic_parity_ratio[sex]", op=op, threshold=threshold, on_inconclusive=on_inconclusive
+    )
+
+
+@pytest.mark.parametrize(
+    ("op", "value", "ci", "status"),
+    [
+        (">=", 0.9, None, "pass"),
+        (">=", 0.7, None, "fail"),
+        (">=", 0.8, None, "pass"),
+        (">", 0.8, None, "fail"),
+        ("<=", 0.7, None, "pass"),
+        ("<", 0.9, None, "fail"),
+        (">=", 0.9, (0.85, 0.95), "pass"),
+        (">=", 0.7, (0.6, 0.75), "fail"),
+        (">=", 0.85, (0.75, 0.95), "inconclusive"),
+        ("<=", 0.85, (0.75, 0.95), "inconclusive"),
+        ("<=", 0.7, (0.6, 0.79), "pass"),
+    ],
+)
+def test_status(op, value, ci, status):
+    assert evaluate_gate(gate(op), MetricValue(value, ci)).status == status
+
+
+def test_missing_value_is_inconclusive_with_reason_and_can_block():
+    missing = MetricValue(None, reason="group too small")
+    warn = evaluate_gate(gate(), missing)
+    assert warn.status == "inconclusive" and warn.reason == "group too small" and not warn.blocks
+    assert evaluate_gate(gate(on_inconclusive="fail"), missing).blocks
+
+
+def test_unproduced_metric_is_inconclusive():
+    result = evaluate_gate(gate(), None)
+    assert result.status == "inconclusive" and "no such metric" in result.reason
+
+
+def test_nan_cannot_become_a_metric():
+    with pytest.raises(ValueError):
+        MetricValue(float("nan"))
+    with pytest.raises(ValueError):
+        MetricValue(None)
