@@ -81,8 +81,19 @@ class DataConfig(StrictModel):
         return self
 
 
+#: Named rules a gate can cite instead of spelling out metric, op, threshold and source.
+RULES: dict[str, dict[str, Any]] = {
+    "four_fifths": {
+        "metric": "fairness.demographic_parity_ratio[{slice}]",
+        "op": ">=",
+        "threshold": 0.8,
+        "source": "four-fifths rule (US EEOC Uniform Guidelines, 29 CFR 1607.4(D))",
+    },
+}
+
+
 class GateConfig(StrictModel):
-    """A pass/fail rule on one metric id, ``<auditor>.<metric>[<slice>]``."""
+    """A pass/fail rule on one metric id, ``<auditor>.<metric>[<slice>]``, or a named ``rule`` on a slice."""
 
     metric: str = Field(description="Metric id, e.g. fairness.demographic_parity_ratio[sex].")
     op: Literal[">=", ">", "<=", "<"]
@@ -91,6 +102,22 @@ class GateConfig(StrictModel):
     on_inconclusive: Literal["warn", "fail"] = Field(
         "warn", description="What an interval straddling the threshold, or a missing value, does to the verdict."
     )
+    baseline_tolerance: float = Field(
+        0.0, ge=0, description="With --baseline: how much worse than the baseline the metric may get."
+    )
+    rule: Literal["four_fifths"] | None = Field(None, description="A named rule; fills metric, op, threshold, source.")
+    slice: str | None = Field(None, description="The slice a named rule applies to, e.g. sex.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_rule(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("rule") in RULES:
+            if not data.get("slice"):
+                raise ValueError(f"rule '{data['rule']}' needs a slice, e.g. slice: sex")
+            defaults = dict(RULES[data["rule"]])
+            defaults["metric"] = defaults["metric"].format(slice=data["slice"])
+            data = {**defaults, **data}
+        return data
 
     @field_validator("metric")
     @classmethod
@@ -163,6 +190,10 @@ def json_schema() -> dict[str, Any]:
     schema = config_model().model_json_schema()
     for hidden in ("config_path", "auditor_order"):
         schema.get("properties", {}).pop(hidden, None)
+    gate = schema.get("$defs", {}).get("GateConfig")
+    if gate is not None:  # a gate spells out metric, op and threshold, or names a rule and a slice
+        gate.pop("required", None)
+        gate["anyOf"] = [{"required": ["metric", "op", "threshold"]}, {"required": ["rule", "slice"]}]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "auditkit audit config"
     return schema

@@ -171,7 +171,9 @@ def _check_cross_references(config: AuditConfigBase, path: Path, lines: dict[Loc
     from auditkit import registry
 
     auditors = registry.auditors()
-    configured = [name for name in config.auditor_order]
+    configured = list(config.auditor_order)
+    for name in configured:
+        auditors[name].check_config(getattr(config.auditors, name), config)
     for index, gate in enumerate(config.gates):
         loc: Loc = ("gates", index, "metric")
         if gate.auditor not in configured:

@@ -56,5 +56,10 @@ class Auditor(ABC, Generic[SettingsT]):
         """Every gateable id this auditor can produce for ``config``, e.g. ``performance.accuracy``."""
         return set()
 
+    @classmethod
+    def check_config(cls, settings: SettingsT, config: AuditConfigBase) -> None:
+        """Raise AuditError for settings that contradict the rest of the config (default: none)."""
+        return None
+
     @abstractmethod
     def run(self, context: AuditContext) -> AuditorResult: ...

@@ -1,0 +1,193 @@
+"""``fairness``: group rates, disparities with intervals, and counterfactual token swaps."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from auditkit.auditors.base import AuditContext, Auditor
+from auditkit.config import AuditConfigBase, StrictModel
+from auditkit.data import Split
+from auditkit.errors import AuditError
+from auditkit.results import AuditorResult, MetricValue
+from auditkit.stats.groups import DISPARITIES, Estimate, GroupRules, SliceReport, group_metrics, slice_name
+from auditkit.stats.intervals import percentile_interval
+from auditkit.text_swaps import TextSwap
+
+COUNTERFACTUAL_METRICS = ("counterfactual_flip_rate", "counterfactual_mean_abs_score_change")
+
+
+class FairnessSettings(StrictModel):
+    features: list[str] | None = Field(None, description="Sensitive features to slice by; default: all of them.")
+    intersections: list[list[str]] = Field(default_factory=list, description="e.g. [[sex, age_group]]")
+    method: Literal["between_groups", "to_overall"] = "between_groups"
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    n_boot: int = Field(1000, ge=50, description="Bootstrap replicates for every interval.")
+    min_group_size: int = Field(30, ge=1, description="Smaller groups are reported but left out of disparities.")
+    min_class_size: int = Field(
+        10, ge=1, description="Fewest positives (TPR, FNR), negatives (FPR) or predicted positives (precision)."
+    )
+    counterfactual: dict[str, TextSwap] = Field(
+        default_factory=dict, description="Named text edits, e.g. gender: {pairs: [[male, female]]}."
+    )
+
+    def slices(self, config: AuditConfigBase) -> list[list[str]]:
+        features = self.features if self.features is not None else list(config.data.sensitive_features)
+        return [[f] for f in features] + [list(i) for i in self.intersections]
+
+    def rules(self) -> GroupRules:
+        return GroupRules(self.min_group_size, self.min_class_size, self.method, self.confidence, self.n_boot)
+
+
+def _with_reasons(estimates: dict[str, Estimate]) -> dict[str, Any]:
+    """``{"tpr": 0.8, ..., "ci": {...}}``, and ``"<key>_reason"`` beside every null."""
+    out: dict[str, Any] = {}
+    cis: dict[str, list[float] | None] = {}
+    for key, e in estimates.items():
+        out[key] = e.value
+        cis[key] = list(e.ci) if e.ci else None
+        if e.reason:
+            out[f"{key}_reason"] = e.reason
+    out["ci"] = cis
+    return out
+
+
+class SwapResult(BaseModel):
+    n: int
+    flip_rate: float | None
+    mean_abs_score_change: float | None
+    mean_score_change: float | None
+    ci: dict[str, list[float] | None]
+    reason: str | None = None
+
+
+class FairnessResult(AuditorResult):
+    method: str
+    confidence: float
+    n_boot: int
+    min_group_size: int
+    min_class_size: int
+    by_group: dict[str, dict[str, dict[str, Any]]]
+    disparities: dict[str, dict[str, Any]]
+    counterfactual: dict[str, SwapResult]
+
+    def metric_values(self) -> dict[str, MetricValue]:
+        out = {}
+        for name, values in self.disparities.items():
+            for metric in DISPARITIES:
+                ci = values["ci"].get(metric)
+                out[f"{metric}[{name}]"] = MetricValue(
+                    values[metric], tuple(ci) if ci else None, values.get(f"{metric}_reason")
+                )
+        for name, swap in self.counterfactual.items():
+            for metric, key in zip(COUNTERFACTUAL_METRICS, ("flip_rate", "mean_abs_score_change")):
+                ci = swap.ci.get(key)
+                out[f"{metric}[{name}]"] = MetricValue(getattr(swap, key), tuple(ci) if ci else None, swap.reason)
+        return out
+
+
+def slice_summary(report: SliceReport) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The summary.json shape of one slice: its groups and its disparities."""
+    groups = {}
+    for group, g in report.groups.items():
+        entry = {
+            "n": g.n,
+            "n_positive": g.n_positive,
+            "n_predicted_positive": g.n_predicted_positive,
+            **_with_reasons(g.rates),
+            "status": g.status,
+        }
+        if g.insufficient:
+            entry["insufficient"] = dict(g.insufficient)
+        groups[group] = entry
+    disparities = {**_with_reasons(report.disparities), "groups_compared": report.compared}
+    return groups, disparities
+
+
+class FairnessAuditor(Auditor[FairnessSettings]):
+    """Group metrics across sensitive features and intersections, with intervals and swap tests."""
+
+    name = "fairness"
+    Settings = FairnessSettings
+
+    @classmethod
+    def metric_ids(cls, settings: FairnessSettings, config: AuditConfigBase) -> set[str]:
+        ids = {f"{cls.name}.{m}[{slice_name(s)}]" for s in settings.slices(config) for m in DISPARITIES}
+        ids |= {f"{cls.name}.{m}[{swap}]" for swap in settings.counterfactual for m in COUNTERFACTUAL_METRICS}
+        return ids
+
+    @classmethod
+    def check_config(cls, settings: FairnessSettings, config: AuditConfigBase) -> None:
+        known = set(config.data.sensitive_features)
+        if not known:
+            raise AuditError("auditors.fairness: data.sensitive_features is empty; name at least one")
+        for key, features in (
+            ("features", settings.features or []),
+            *((f"intersections[{i}]", s) for i, s in enumerate(settings.intersections)),
+        ):
+            for feature in features:
+                if feature not in known:
+                    raise AuditError(f"auditors.fairness.{key}: '{feature}' is not in data.sensitive_features")
+        if settings.counterfactual and config.data.text is None:
+            raise AuditError("auditors.fairness.counterfactual: swaps edit text; the data section defines no text")
+
+    def run(self, context: AuditContext) -> FairnessResult:
+        s = self.settings
+        p = context.predictions("test")
+        rng = np.random.default_rng(context.seed)
+        reports = group_metrics(
+            p.y_true, p.y_pred, p.scores, context.data.test.frame, s.slices(context.config), s.rules(), rng
+        )
+        by_group, disparities = {}, {}
+        for name, report in reports.items():
+            by_group[name], disparities[name] = slice_summary(report)
+        counterfactual = {name: self._swap(context, swap, rng) for name, swap in s.counterfactual.items()}
+        return FairnessResult(
+            method=s.method,
+            confidence=s.confidence,
+            n_boot=s.n_boot,
+            min_group_size=s.min_group_size,
+            min_class_size=s.min_class_size,
+            by_group=by_group,
+            disparities=disparities,
+            counterfactual=counterfactual,
+        )
+
+    def _swap(self, context: AuditContext, swap: TextSwap, rng: np.random.Generator) -> SwapResult:
+        test, base = context.data.test, context.predictions("test")
+        edited = [swap.apply(t) for t in test.texts or []]
+        changed = np.flatnonzero([a != b for a, b in zip(test.texts or [], edited)])
+        if len(changed) == 0:
+            return SwapResult(
+                n=0,
+                flip_rate=None,
+                mean_abs_score_change=None,
+                mean_score_change=None,
+                ci={},
+                reason="the swap changed no test text",
+            )
+        subset = Split(test.name, test.frame.iloc[changed], test.y[changed], [edited[i] for i in changed])
+        scores = context.adapter.predict(subset, context.progress).scores
+        flips = ((scores >= 0.5) != base.y_pred[changed]).astype(float)
+        shift = scores - base.scores[changed]
+        stats = {"flip_rate": flips, "mean_abs_score_change": np.abs(shift), "mean_score_change": shift}
+        replicates = _bootstrap_means(np.column_stack(list(stats.values())), self.settings.n_boot, rng)
+        ci = {key: _ci(replicates[:, k], self.settings.confidence) for k, key in enumerate(stats)}
+        return SwapResult(n=len(changed), ci=ci, **{key: float(v.mean()) for key, v in stats.items()})
+
+
+def _bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator, chunk: int = 200) -> np.ndarray:
+    """Means of ``values`` (n, k) over ``n_boot`` row resamples, drawn as multinomial weights in chunks."""
+    n = len(values)
+    out = []
+    for start in range(0, n_boot, chunk):
+        weights = rng.multinomial(n, np.full(n, 1 / n), size=min(chunk, n_boot - start))
+        out.append(weights @ values / n)
+    return np.vstack(out)
+
+
+def _ci(replicates: np.ndarray, confidence: float) -> list[float] | None:
+    interval, _ = percentile_interval(replicates, confidence)
+    return list(interval) if interval else None

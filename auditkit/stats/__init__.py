@@ -1,0 +1,1 @@
+"""Statistics shared by auditors: confusion-count bootstraps, rates, disparities, intervals."""

@@ -1,0 +1,185 @@
+"""Per-group rates and between-group disparities with bootstrap intervals.
+
+This is the one implementation of group metrics: the fairness auditor reports it and
+the privacy auditor reuses it for each of its runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from auditkit.stats.cells import PRED, CellTable, Confusion, Y
+from auditkit.stats.intervals import delong_auc, percentile_intervals
+from auditkit.stats.rates import DENOMINATOR, RATES, difference, rate, ratio
+
+GROUP_RATES = tuple(RATES)  # base_rate, selection_rate, tpr, fpr, fnr, precision, accuracy
+
+#: disparity -> (rates it compares, how)
+DISPARITIES: dict[str, tuple[tuple[str, ...], str]] = {
+    "demographic_parity_difference": (("selection_rate",), "difference"),
+    "demographic_parity_ratio": (("selection_rate",), "ratio"),
+    "equalized_odds_difference": (("tpr", "fpr"), "difference"),
+    "equalized_odds_ratio": (("tpr", "fpr"), "ratio"),
+    "equal_opportunity_difference": (("tpr",), "difference"),
+    "equal_opportunity_ratio": (("tpr",), "ratio"),
+    "accuracy_difference": (("accuracy",), "difference"),
+}
+
+
+@dataclass(frozen=True)
+class GroupRules:
+    min_group_size: int = 30
+    min_class_size: int = 10
+    method: str = "between_groups"
+    confidence: float = 0.95
+    n_boot: int = 1000
+
+
+@dataclass
+class Estimate:
+    """A point value with its interval, or None and why."""
+
+    value: float | None
+    ci: tuple[float, float] | None = None
+    reason: str | None = None
+
+
+@dataclass
+class GroupReport:
+    n: int
+    n_positive: int
+    n_predicted_positive: int
+    rates: dict[str, Estimate]
+    insufficient: dict[str, str] = field(default_factory=dict)  # rate (or "all") -> why
+
+    @property
+    def status(self) -> str:
+        return "insufficient" if "all" in self.insufficient else "ok"
+
+
+@dataclass
+class SliceReport:
+    groups: dict[str, GroupReport]
+    disparities: dict[str, Estimate]
+    compared: dict[str, list[str]]  # disparity -> groups it compared
+
+
+def slice_name(features: Sequence[str]) -> str:
+    return "*".join(features)
+
+
+def group_metrics(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    scores: np.ndarray | None,
+    sensitive: pd.DataFrame,
+    slices: Sequence[Sequence[str]],
+    rules: GroupRules,
+    rng: np.random.Generator,
+) -> dict[str, SliceReport]:
+    """Rates per group and disparities per slice; every slice shares the same bootstrap resamples."""
+    columns = sorted({f for s in slices for f in s})
+    frame = sensitive[columns].astype(str).reset_index(drop=True).assign(**{Y: y_true, PRED: y_pred})
+    cells = CellTable.from_frame(frame, [*columns, Y, PRED])
+    counts = np.vstack([cells.observed(), cells.replicates(rules.n_boot, rng)])  # row 0: observed
+    cell_y, cell_pred = cells.keys[Y].to_numpy(), cells.keys[PRED].to_numpy()
+    reports = {}
+    for features in slices:
+        codes, names = cells.group_codes(features)
+        confusion = Confusion.by_group(counts, codes, len(names), cell_y, cell_pred)
+        labels = frame[list(features)].agg("*".join, axis=1).to_numpy()
+        reports[slice_name(features)] = _slice(confusion, names, labels, y_true, scores, rules)
+    return reports
+
+
+def _slice(
+    confusion: Confusion,
+    names: list[str],
+    labels: np.ndarray,
+    y_true: np.ndarray,
+    scores: np.ndarray | None,
+    rules: GroupRules,
+) -> SliceReport:
+    values = {name: rate(confusion, name) for name in GROUP_RATES}  # each (1 + B, G)
+    bounds = {name: percentile_intervals(v[1:], rules.confidence) for name, v in values.items()}
+    observed = Confusion(*(a[0] for a in (confusion.tp, confusion.fp, confusion.tn, confusion.fn)))
+    groups: dict[str, GroupReport] = {}
+    for g, group in enumerate(names):
+        rates = {name: _estimate(values[name][0, g], bounds[name][g], name) for name in GROUP_RATES}
+        if scores is not None:
+            rates["roc_auc"] = _auc(y_true[labels == group], scores[labels == group], rules.confidence)
+        report = GroupReport(
+            int(observed.n[g]), int(observed.positives[g]), int(observed.predicted_positives[g]), rates
+        )
+        report.insufficient = _insufficient(observed, g, rules)
+        groups[group] = report
+    overall = {name: rate(confusion.overall(), name) for name in GROUP_RATES}  # (1 + B, 1)
+    disparities, compared = {}, {}
+    for disparity, (needed, how) in DISPARITIES.items():
+        eligible = [g for g, name in enumerate(names) if not _excluded(groups[name], needed)]
+        compared[disparity] = [names[g] for g in eligible]
+        disparities[disparity] = _disparity(values, overall, needed, how, eligible, rules)
+    return SliceReport(groups, disparities, compared)
+
+
+def _insufficient(observed: Confusion, g: int, rules: GroupRules) -> dict[str, str]:
+    if observed.n[g] < rules.min_group_size:
+        return {"all": f"{int(observed.n[g])} rows, below min_group_size {rules.min_group_size}"}
+    counts = {
+        "positives": observed.positives[g],
+        "negatives": observed.negatives[g],
+        "predicted positives": observed.predicted_positives[g],
+    }
+    return {
+        name: f"{int(counts[what])} {what}, below min_class_size {rules.min_class_size}"
+        for name, what in DENOMINATOR.items()
+        if counts[what] < rules.min_class_size
+    }
+
+
+def _excluded(group: GroupReport, needed: Sequence[str]) -> bool:
+    return "all" in group.insufficient or any(r in group.insufficient for r in needed)
+
+
+def _disparity(
+    values: dict[str, np.ndarray],
+    overall: dict[str, np.ndarray],
+    needed: Sequence[str],
+    how: str,
+    eligible: list[int],
+    rules: GroupRules,
+) -> Estimate:
+    if len(eligible) < 2:
+        return Estimate(None, reason=f"{len(eligible)} groups meet the minimum-size rules; need 2 to compare")
+    combine = difference if how == "difference" else ratio
+    parts = [combine(values[r][:, eligible], overall[r], rules.method) for r in needed]
+    # Equalized odds: the worst of its parts, as fairlearn's agg="worst_case" does.
+    stacked = np.vstack(parts)
+    with np.errstate(invalid="ignore"):
+        series = stacked.max(axis=0) if how == "difference" else stacked.min(axis=0)
+    series = np.where(np.isnan(stacked).any(axis=0), np.nan, series)
+    if np.isnan(series[0]):
+        return Estimate(None, reason="undefined: every compared group has a rate of 0 in the denominator")
+    low, high = percentile_intervals(series[1:, None], rules.confidence)[0]
+    if np.isnan(low):
+        return Estimate(float(series[0]), None, "interval withheld: undefined in over 1% of bootstrap resamples")
+    return Estimate(float(series[0]), (float(low), float(high)))
+
+
+def _estimate(value: float, bounds: np.ndarray, name: str) -> Estimate:
+    if np.isnan(value):
+        return Estimate(None, reason=f"no {DENOMINATOR.get(name, 'rows')} in this group")
+    if np.isnan(bounds[0]):
+        return Estimate(float(value), None, "interval withheld: undefined in over 1% of bootstrap resamples")
+    return Estimate(float(value), (float(bounds[0]), float(bounds[1])))
+
+
+def _auc(y_true: np.ndarray, scores: np.ndarray, confidence: float) -> Estimate:
+    if y_true.min(initial=1) == y_true.max(initial=0):
+        return Estimate(None, reason="the group holds only one label")
+    value, ci = delong_auc(y_true, scores, confidence)
+    return Estimate(value, ci)
