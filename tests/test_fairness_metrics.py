@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fairlearn import metrics as flm
+from sklearn.metrics import roc_auc_score
 
 from auditkit.stats.groups import GroupRules, group_metrics
 from tests.conftest import ROOT
@@ -68,7 +69,6 @@ def test_groups_and_disparities_equal_fairlearn(data, method):
                 assert report.groups[group].rates[rate].value == pytest.approx(row[rate], abs=TOL), (name, group, rate)
             mask = (frame[features].astype(str).agg("*".join, axis=1) == group).to_numpy()
             assert report.groups[group].n == mask.sum()
-            from sklearn.metrics import roc_auc_score
 
             assert report.groups[group].rates["roc_auc"].value == pytest.approx(
                 roc_auc_score(y[mask], scores[mask]), abs=TOL

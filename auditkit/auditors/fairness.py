@@ -82,7 +82,7 @@ class FairnessResult(AuditorResult):
                     values[metric], tuple(ci) if ci else None, values.get(f"{metric}_reason")
                 )
         for name, swap in self.counterfactual.items():
-            for metric, key in zip(COUNTERFACTUAL_METRICS, ("flip_rate", "mean_abs_score_change")):
+            for metric, key in zip(COUNTERFACTUAL_METRICS, ("flip_rate", "mean_abs_score_change"), strict=True):
                 ci = swap.ci.get(key)
                 out[f"{metric}[{name}]"] = MetricValue(getattr(swap, key), tuple(ci) if ci else None, swap.reason)
         return out
@@ -158,7 +158,7 @@ class FairnessAuditor(Auditor[FairnessSettings]):
     def _swap(self, context: AuditContext, swap: TextSwap, rng: np.random.Generator) -> SwapResult:
         test, base = context.data.test, context.predictions("test")
         edited = [swap.apply(t) for t in test.texts or []]
-        changed = np.flatnonzero([a != b for a, b in zip(test.texts or [], edited)])
+        changed = np.flatnonzero([a != b for a, b in zip(test.texts or [], edited, strict=True)])
         if len(changed) == 0:
             return SwapResult(
                 n=0,
