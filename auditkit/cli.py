@@ -63,9 +63,7 @@ def run(
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
 
     def action():  # type: ignore[no-untyped-def]
-        if baseline is not None and not baseline.is_file():
-            raise AuditError(f"--baseline {baseline}: file not found")
-        return run_audit(config, out=out, only=names, seed=seed, progress=progress)
+        return run_audit(config, out=out, only=names, seed=seed, baseline=baseline, progress=progress)
 
     result, out_dir = _guarded(debug, action)
     if not quiet:

@@ -40,6 +40,23 @@ class AuditorResult(BaseModel):
         """Metric ids without the auditor prefix, e.g. ``accuracy`` or ``demographic_parity_ratio[sex]``."""
         return {}
 
+    def attribution_records(self) -> list[dict[str, Any]]:
+        """Lines for attributions.jsonl (only the explain auditor has any)."""
+        return []
+
+
+@dataclass(frozen=True)
+class BaselineComparison:
+    """How a gated metric moved against the baseline run, and whether that is a significant regression."""
+
+    baseline_value: float | None
+    worsening: float | None  # how much worse than the baseline (in the gate's direction); < 0 is better
+    worsening_ci: tuple[float, float] | None
+    tolerance: float
+    method: str  # "paired bootstrap" | "intervals"
+    status: str  # ok | regressed | inconclusive
+    reason: str | None = None
+
 
 @dataclass(frozen=True)
 class GateResult:
@@ -48,10 +65,11 @@ class GateResult:
     ci: tuple[float, float] | None
     op: str
     threshold: float
-    status: str  # pass | fail | inconclusive
+    status: str  # pass | fail | inconclusive (a significant regression against the baseline is a fail)
     source: str
     on_inconclusive: str
     reason: str | None = None
+    baseline: BaselineComparison | None = None
 
     @property
     def blocks(self) -> bool:
@@ -70,6 +88,7 @@ class Provenance:
     duration_s: float
     versions: dict[str, str] = field(default_factory=dict)
     device: str = "cpu"
+    auditor_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from auditkit import __version__, registry
 from auditkit.adapters.base import ModelAdapter
+from auditkit.baseline import compare_with_baseline, load_baseline
 from auditkit.auditors.base import AuditContext
 from auditkit.config import AuditConfigBase
 from auditkit.config_file import load_config
@@ -63,6 +64,7 @@ def run_audit(
     out: str | Path | None = None,
     only: list[str] | None = None,
     seed: int | None = None,
+    baseline: str | Path | None = None,
     progress: ProgressReporter = SILENT,
     write: bool = True,
 ) -> tuple[AuditResult, Path]:
@@ -75,14 +77,18 @@ def run_audit(
     if write:
         check_writable(out_dir)
     names = selected_auditors(config, only)
+    previous = load_baseline(Path(baseline)) if baseline is not None else None
     prepared = prepare(config, progress)
     seed_everything(config.seed)
     context = AuditContext(config, prepared.data, prepared.adapter, progress)
     predictions = context.predictions("test")
     results: dict[str, AuditorResult] = {}
+    seconds: dict[str, float] = {}
     for name in names:
         auditor = registry.auditors()[name](getattr(config.auditors, name))
+        started_auditor = time.perf_counter()
         results[name] = auditor.run(context)
+        seconds[name] = round(time.perf_counter() - started_auditor, 3)
     gates = [g for g in config.gates if g.auditor in names]
     notes = []
     if len(gates) < len(config.gates):
@@ -99,16 +105,28 @@ def run_audit(
         audit=config.name,
         description=config.description,
         seed=config.seed,
-        provenance=_provenance(config, prepared, started_at, time.perf_counter() - started),
+        provenance=_provenance(config, prepared, started_at, time.perf_counter() - started, seconds),
         gates=evaluate_gates(gates, results),
         auditors=results,
         predictions=predictions,
         sensitive={f: test.frame[f].astype(str).tolist() for f in prepared.data.sensitive_features},
+        attributions=[record for r in results.values() for record in r.attribution_records()],
         notes=notes,
     )
+    if previous is not None:
+        tolerances = {g.metric: g.baseline_tolerance for g in gates}
+        fairness = getattr(config.auditors, "fairness", None)
+        n_boot = fairness.n_boot if fairness is not None else 1000
+        result.gates = compare_with_baseline(result, previous, tolerances, n_boot, config.seed)
+        result.notes.append(f"Gates compared with the baseline {previous.path} ({_baseline_method(result)}).")
     if write:
         write_outputs(result, out_dir)
     return result, out_dir
+
+
+def _baseline_method(result: AuditResult) -> str:
+    methods = sorted({g.baseline.method for g in result.gates if g.baseline is not None} - {"none"})
+    return ", ".join(methods) or "no comparable gates"
 
 
 def validate_config(config_path: str | Path, progress: ProgressReporter = SILENT) -> list[str]:
@@ -134,7 +152,9 @@ def validate_config(config_path: str | Path, progress: ProgressReporter = SILENT
     return lines
 
 
-def _provenance(config: AuditConfigBase, prepared: Prepared, started_at: str, duration: float) -> Provenance:
+def _provenance(
+    config: AuditConfigBase, prepared: Prepared, started_at: str, duration: float, seconds: dict[str, float]
+) -> Provenance:
     assert config.config_path is not None
     versions = {"python": platform.python_version()}
     for name in VERSIONED:
@@ -152,4 +172,5 @@ def _provenance(config: AuditConfigBase, prepared: Prepared, started_at: str, du
         duration_s=round(duration, 3),
         versions=versions,
         device=str(prepared.adapter.device),
+        auditor_seconds=seconds,
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = ["scoring"]
+BENCHMARKS = ["scoring", "fairness"]
 
 
 def main(names: list[str]) -> None:
@@ -32,8 +32,16 @@ def main(names: list[str]) -> None:
             "seconds": round(time.perf_counter() - started, 1),
             **figures,
         }
-        (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
-        print(json.dumps(record, indent=2))
+        text = json.dumps(record, indent=2, default=_plain)
+        (RESULTS / f"{name}.json").write_text(text + "\n")
+        print(text)
+
+
+def _plain(value: object) -> object:
+    """numpy scalars and arrays as plain JSON values."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 if __name__ == "__main__":

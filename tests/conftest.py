@@ -146,3 +146,21 @@ def run_cli(*args: str, cwd: Path | None = None):
     return subprocess.run(
         [sys.executable, "-m", "auditkit.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=600
     )
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_bert(tmp_path_factory, credit_frame, tiny_bert) -> Path:
+    """The tiny BERT fine-tuned on the synthetic data: it learns to rely on the purpose word."""
+    from auditkit.config_file import load_config
+    from auditkit.data import load_data
+    from auditkit.adapters.hf_text import HfTextAdapter
+    from auditkit.progress import SILENT
+
+    folder = tmp_path_factory.mktemp("trained")
+    credit_frame.to_csv(folder / "data.csv", index=False)
+    config = base_config("data.csv", "model")
+    config["model"]["build"] = {"base": str(tiny_bert), "epochs": 10, "learning_rate": 1e-3, "batch_size": 16}
+    loaded = load_config(write_config(folder, config))
+    (folder / "model").mkdir()
+    HfTextAdapter.build(loaded.model, load_data(loaded.data, 0), folder / "model", 0, SILENT)
+    return folder / "model"

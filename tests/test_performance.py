@@ -9,6 +9,8 @@ from auditkit.auditors.performance import PerformanceAuditor, PerformanceSetting
 
 
 class FixedContext:
+    seed = 0
+
     def __init__(self, predictions):
         self._p = predictions
 
@@ -60,3 +62,23 @@ def test_single_label_gives_null_with_reason_not_nan():
     assert result.metrics["roc_auc"] is None and "one label" in result.metrics["roc_auc_reason"]
     values = result.metric_values()
     assert values["roc_auc"].value is None and values["roc_auc"].reason
+
+
+def test_count_metrics_from_confusion_counts_equal_sklearn():
+    from auditkit.stats.cells import Confusion
+    from auditkit.stats.rates import COUNT_METRICS, performance_metric
+
+    p = simulated(seed=4)
+    tn, fp, fn, tp = skm.confusion_matrix(p.y_true, p.y_pred).ravel()
+    confusion = Confusion(*(np.array([[v]], dtype=float) for v in (tp, fp, tn, fn)))
+    reference = {"accuracy": skm.accuracy_score, "balanced_accuracy": skm.balanced_accuracy_score,
+                 "precision": skm.precision_score, "recall": skm.recall_score, "f1": skm.f1_score}
+    for name in COUNT_METRICS:
+        assert performance_metric(confusion, name)[0] == pytest.approx(reference[name](p.y_true, p.y_pred), abs=1e-12)
+
+
+def test_intervals_bracket_the_estimates():
+    result = PerformanceAuditor(PerformanceSettings()).run(FixedContext(simulated(seed=5)))
+    for name in ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc"):
+        low, high = result.ci[name]
+        assert low < result.metrics[name] < high and high - low < 0.1

@@ -34,6 +34,7 @@ class Predictions:
     scores: np.ndarray  # probability of the positive label
     y_pred: np.ndarray  # 0/1
     n_truncated: int = 0  # inputs cut to the model's maximum length
+    logits: np.ndarray | None = None  # (n, 2) raw outputs, kept so explainers need no second forward pass
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -77,6 +78,10 @@ class ModelAdapter(ABC):
     @abstractmethod
     def training_data(self, split: Split) -> TrainingData:
         """The split as examples for ``trainable_copy()``, for :func:`auditkit.training.fit`."""
+
+    def output_index(self, label: np.ndarray) -> np.ndarray:
+        """The model output standing for label 1 (positive) or 0 (negative); identity unless overridden."""
+        return np.asarray(label, dtype=int)
 
     @property
     def model_sha256(self) -> str:

@@ -237,6 +237,7 @@ class HfTextAdapter(ModelAdapter):
         encoded = encode(self.tokenizer, split.texts or [], self.max_length)
         order = np.argsort([len(ids) for ids in encoded.input_ids], kind="stable")  # length buckets
         scores = np.empty(len(order), dtype=np.float64)
+        raw = np.empty((len(order), 2), dtype=np.float64)
         batch = self.config.batch_size
         with progress.task("Scoring", total=len(order)) as advance, torch.inference_mode():
             for start in range(0, len(order), batch):
@@ -244,8 +245,14 @@ class HfTextAdapter(ModelAdapter):
                 ids, mask = pad([encoded.input_ids[i] for i in rows], self.tokenizer.pad_token_id or 0)
                 logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
                 scores[rows] = positive_probability(logits, self.positive_index).cpu().double().numpy()
+                raw[rows] = logits.cpu().double().numpy()
                 advance(len(rows))
-        return Predictions(split.ids, split.y, scores, (scores >= 0.5).astype(np.int64), encoded.n_truncated)
+        y_pred = (scores >= 0.5).astype(np.int64)
+        return Predictions(split.ids, split.y, scores, y_pred, encoded.n_truncated, raw)
+
+    def output_index(self, label: np.ndarray) -> np.ndarray:
+        """The model output that stands for label 1 (positive) or 0 (negative)."""
+        return np.where(label == 1, self.positive_index, 1 - self.positive_index)
 
     def trainable_copy(self) -> torch.nn.Module:
         return LogitsOf(copy.deepcopy(self.model).train())

@@ -193,12 +193,14 @@ class TorchTabularAdapter(ModelAdapter):
         self.check_columns(split)
         x = torch.from_numpy(self.encoding.transform(split.frame))
         scores = np.empty(len(x), dtype=np.float64)
+        raw = np.empty((len(x), 2), dtype=np.float64)
         batch = max(self.config.batch_size, 1024)
         with torch.inference_mode():
             for start in range(0, len(x), batch):
                 logits = self.model(x[start : start + batch].to(self.device))
                 scores[start : start + batch] = positive_probability(logits, 1).cpu().double().numpy()
-        return Predictions(split.ids, split.y, scores, (scores >= 0.5).astype(np.int64))
+                raw[start : start + batch] = logits.cpu().double().numpy()
+        return Predictions(split.ids, split.y, scores, (scores >= 0.5).astype(np.int64), 0, raw)
 
     def trainable_copy(self) -> torch.nn.Module:
         return copy.deepcopy(self.model).train()

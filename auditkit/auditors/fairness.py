@@ -13,7 +13,7 @@ from auditkit.data import Split
 from auditkit.errors import AuditError
 from auditkit.results import AuditorResult, MetricValue
 from auditkit.stats.groups import DISPARITIES, Estimate, GroupRules, SliceReport, group_metrics, slice_name
-from auditkit.stats.intervals import percentile_interval
+from auditkit.stats.intervals import bootstrap_means, percentile_interval
 from auditkit.text_swaps import TextSwap
 
 COUNTERFACTUAL_METRICS = ("counterfactual_flip_rate", "counterfactual_mean_abs_score_change")
@@ -72,6 +72,7 @@ class FairnessResult(AuditorResult):
     by_group: dict[str, dict[str, dict[str, Any]]]
     disparities: dict[str, dict[str, Any]]
     counterfactual: dict[str, SwapResult]
+    worst_slices: dict[str, dict[str, Any]]  # disparity -> the slice where it is worst, and its value
 
     def metric_values(self) -> dict[str, MetricValue]:
         out = {}
@@ -104,6 +105,18 @@ def slice_summary(report: SliceReport) -> tuple[dict[str, Any], dict[str, Any]]:
         groups[group] = entry
     disparities = {**_with_reasons(report.disparities), "groups_compared": report.compared}
     return groups, disparities
+
+
+def worst_slices(disparities: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """For each disparity, the slice where it is worst: the lowest ratio or the largest difference."""
+    out = {}
+    for metric, (_, how) in DISPARITIES.items():
+        values = {name: d[metric] for name, d in disparities.items() if d.get(metric) is not None}
+        if values:
+            pick = min if how == "ratio" else max
+            name = pick(values, key=values.__getitem__)
+            out[metric] = {"slice": name, "value": values[name], "ci": disparities[name]["ci"].get(metric)}
+    return out
 
 
 class FairnessAuditor(Auditor[FairnessSettings]):
@@ -153,6 +166,7 @@ class FairnessAuditor(Auditor[FairnessSettings]):
             by_group=by_group,
             disparities=disparities,
             counterfactual=counterfactual,
+            worst_slices=worst_slices(disparities),
         )
 
     def _swap(self, context: AuditContext, swap: TextSwap, rng: np.random.Generator) -> SwapResult:
@@ -173,19 +187,9 @@ class FairnessAuditor(Auditor[FairnessSettings]):
         flips = ((scores >= 0.5) != base.y_pred[changed]).astype(float)
         shift = scores - base.scores[changed]
         stats = {"flip_rate": flips, "mean_abs_score_change": np.abs(shift), "mean_score_change": shift}
-        replicates = _bootstrap_means(np.column_stack(list(stats.values())), self.settings.n_boot, rng)
+        replicates = bootstrap_means(np.column_stack(list(stats.values())), self.settings.n_boot, rng)
         ci = {key: _ci(replicates[:, k], self.settings.confidence) for k, key in enumerate(stats)}
         return SwapResult(n=len(changed), ci=ci, **{key: float(v.mean()) for key, v in stats.items()})
-
-
-def _bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator, chunk: int = 200) -> np.ndarray:
-    """Means of ``values`` (n, k) over ``n_boot`` row resamples, drawn as multinomial weights in chunks."""
-    n = len(values)
-    out = []
-    for start in range(0, n_boot, chunk):
-        weights = rng.multinomial(n, np.full(n, 1 / n), size=min(chunk, n_boot - start))
-        out.append(weights @ values / n)
-    return np.vstack(out)
 
 
 def _ci(replicates: np.ndarray, confidence: float) -> list[float] | None:

@@ -5,18 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, Field
 from sklearn import metrics as skm
 
+from auditkit.adapters.base import Predictions
 from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.results import AuditorResult, MetricValue
+from auditkit.stats.cells import PRED, Y, CellTable, Confusion
+from auditkit.stats.intervals import delong_auc, percentile_interval
+from auditkit.stats.rates import COUNT_METRICS, performance_metric
 
 GATEABLE = ("accuracy", "balanced_accuracy", "roc_auc", "expected_calibration_error", "precision", "recall", "f1")
 
 
 class PerformanceSettings(StrictModel):
     calibration_bins: int = Field(15, ge=2, le=100, description="Equal-width bins of the score for calibration.")
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    n_boot: int = Field(1000, ge=50, description="Bootstrap replicates for the count-based metrics' intervals.")
 
 
 class CalibrationBin(BaseModel):
@@ -29,6 +36,7 @@ class CalibrationBin(BaseModel):
 
 class PerformanceResult(AuditorResult):
     metrics: dict[str, Any]
+    ci: dict[str, list[float] | None]
     confusion_matrix: dict[str, int]
     calibration: list[CalibrationBin]
     roc_curve: dict[str, list[float]]
@@ -36,8 +44,9 @@ class PerformanceResult(AuditorResult):
     def metric_values(self) -> dict[str, MetricValue]:
         out = {}
         for name in GATEABLE:
-            value = self.metrics.get(name)
-            out[name] = MetricValue(value, reason=None if value is not None else self.metrics.get(f"{name}_reason"))
+            value, ci = self.metrics.get(name), self.ci.get(name)
+            reason = None if value is not None else self.metrics.get(f"{name}_reason")
+            out[name] = MetricValue(value, tuple(ci) if ci else None, reason)
         return out
 
 
@@ -70,6 +79,14 @@ def calibration_bins(y_true: np.ndarray, scores: np.ndarray, bins: int) -> list[
     return out
 
 
+def _count_replicates(y: np.ndarray, y_pred: np.ndarray, n_boot: int, rng: np.random.Generator) -> Confusion:
+    frame = pd.DataFrame({Y: y, PRED: y_pred})
+    cells = CellTable.from_frame(frame, [Y, PRED])
+    keys = cells.keys
+    return Confusion.by_group(cells.replicates(n_boot, rng), np.zeros(len(keys), dtype=int), 1,
+                              keys[Y].to_numpy(), keys[PRED].to_numpy())
+
+
 class PerformanceAuditor(Auditor[PerformanceSettings]):
     """Accuracy, balanced accuracy, ROC AUC, confusion matrix and calibration on the test split."""
 
@@ -79,6 +96,18 @@ class PerformanceAuditor(Auditor[PerformanceSettings]):
     @classmethod
     def metric_ids(cls, settings: PerformanceSettings, config: AuditConfigBase) -> set[str]:
         return {f"{cls.name}.{m}" for m in GATEABLE}
+
+    def _intervals(self, p: Predictions, metrics: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+        """Multinomial bootstrap for the count metrics; DeLong for ROC AUC."""
+        confusion = _count_replicates(p.y_true, p.y_pred, self.settings.n_boot, rng)
+        ci: dict[str, list[float] | None] = {}
+        for name in COUNT_METRICS:
+            interval, _ = percentile_interval(performance_metric(confusion, name), self.settings.confidence)
+            ci[name] = list(interval) if interval and metrics.get(name) is not None else None
+        ci["roc_auc"] = None
+        if metrics.get("roc_auc") is not None:
+            ci["roc_auc"] = list(delong_auc(p.y_true, p.scores, self.settings.confidence)[1])
+        return ci
 
     def run(self, context: AuditContext) -> PerformanceResult:
         p = context.predictions("test")
@@ -114,6 +143,7 @@ class PerformanceAuditor(Auditor[PerformanceSettings]):
             roc = {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist()}
         return PerformanceResult(
             metrics=metrics,
+            ci=self._intervals(p, metrics, np.random.default_rng(context.seed)),
             confusion_matrix={"tn": tn, "fp": fp, "fn": fn, "tp": tp},
             calibration=calibration_bins(y, scores, self.settings.calibration_bins),
             roc_curve=roc,

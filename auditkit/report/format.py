@@ -25,4 +25,18 @@ def describe_gate(gate: GateResult) -> str:
         text += f" [{gate.source}]"
     if gate.reason:
         text += f" ({gate.reason})"
+    if gate.baseline is not None:
+        text += f"; baseline: {describe_baseline(gate)}"
     return text
+
+
+def describe_baseline(gate: GateResult) -> str:
+    """Short 'compared with baseline' cell: baseline value, change, verdict."""
+    b = gate.baseline
+    if b is None:
+        return ""
+    if b.worsening is None:
+        return f"n/a ({b.reason})" if b.reason else "n/a"
+    direction = "worse" if b.worsening > 0 else "better"
+    ci = f", 95% CI {interval(b.worsening_ci)}" if b.worsening_ci else ""
+    return f"was {number(b.baseline_value)}; {number(abs(b.worsening))} {direction}{ci} ({b.method}): {b.status}"

@@ -15,7 +15,7 @@ import jinja2
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
-from auditkit.report.format import describe_gate, interval, number
+from auditkit.report.format import describe_baseline, describe_gate, interval, number
 from auditkit.report.sections import build_section
 from auditkit.results import AuditResult
 
@@ -55,7 +55,7 @@ def script_json(value: object) -> Markup:
 
 
 def render(result: AuditResult) -> str:
-    sections = [build_section(name, r) for name, r in result.auditors.items()]
+    sections = [build_section(name, r, result.gates) for name, r in result.auditors.items()]
     return (
         _environment()
         .get_template("report.html.j2")
@@ -64,6 +64,8 @@ def render(result: AuditResult) -> str:
             verdict=result.verdict,
             gates=result.gates,
             gate_text=describe_gate,
+            with_baseline=any(g.baseline is not None for g in result.gates),
+            baseline_text=describe_baseline,
             sections=sections,
             provenance=asdict(result.provenance),
             glossary=GLOSSARY,

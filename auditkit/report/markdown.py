@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from auditkit.report.format import interval, number
+from auditkit.report.format import describe_baseline, interval, number
 from auditkit.results import AuditResult
 
 ICONS = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "⚠️ inconclusive"}
@@ -29,13 +29,16 @@ def to_markdown(result: AuditResult) -> str:
         + (f"; {blocking} block the build." if blocking else ".")
     )
     lines.append("")
+    with_baseline = any(g.baseline is not None for g in result.gates)
     if result.gates:
-        lines += ["| gate | value | 95% CI | rule | status | source |", "|---|---:|---|---|---|---|"]
+        header = "| gate | value | 95% CI | rule | status | source |" + (" compared with baseline |" if with_baseline else "")
+        lines += [header, "|---|---:|---|---|---|---|" + ("---|" if with_baseline else "")]
         for g in result.gates:
             status = ICONS[g.status] + (" (blocks)" if g.blocks and g.status == "inconclusive" else "")
+            compared = f" {cell(describe_baseline(g))} |" if with_baseline else ""
             lines.append(
                 f"| `{g.id}` | {number(g.value)} | {interval(g.ci)} | {g.op} {g.threshold:g} | {status} | "
-                f"{cell(g.source)}{' — ' + cell(g.reason) if g.reason else ''} |"
+                f"{cell(g.source)}{' — ' + cell(g.reason) if g.reason else ''} |{compared}"
             )
         lines.append("")
     performance = result.auditors.get("performance")
@@ -46,6 +49,14 @@ def to_markdown(result: AuditResult) -> str:
             f"balanced accuracy {number(m['balanced_accuracy'])}, ROC AUC {number(m['roc_auc'])}."
         )
         lines.append("")
+    fairness = result.auditors.get("fairness")
+    if fairness is not None:
+        worst = fairness.summary().get("worst_slices", {})
+        if worst:
+            lines += ["**Worst slices**", "", "| disparity | slice | value | 95% CI |", "|---|---|---:|---|"]
+            for metric, w in worst.items():
+                lines.append(f"| {metric} | {cell(w['slice'])} | {number(w['value'])} | {interval(w['ci'])} |")
+            lines.append("")
     for note in result.notes:
         lines.append(f"- {cell(note)}")
     p = result.provenance

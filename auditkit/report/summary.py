@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from auditkit.results import AuditResult
+from auditkit.results import AuditResult, BaselineComparison
 
 SCHEMA_VERSION = 1
 
@@ -31,6 +31,7 @@ def to_summary(result: AuditResult) -> dict[str, Any]:
                 "source": g.source,
                 "on_inconclusive": g.on_inconclusive,
                 **({"reason": g.reason} if g.reason else {}),
+                **({"baseline": _baseline(g.baseline)} if g.baseline else {}),
             }
             for g in result.gates
         ],
@@ -38,6 +39,12 @@ def to_summary(result: AuditResult) -> dict[str, Any]:
         "notes": list(result.notes),
     }
     return without_nan(summary)
+
+
+def _baseline(comparison: BaselineComparison) -> dict[str, Any]:
+    out = asdict(comparison)
+    out["worsening_ci"] = list(comparison.worsening_ci) if comparison.worsening_ci else None
+    return {k: v for k, v in out.items() if v is not None or k in ("baseline_value", "worsening")}
 
 
 def without_nan(value: Any) -> Any:

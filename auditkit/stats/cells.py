@@ -23,12 +23,14 @@ class CellTable:
 
     keys: pd.DataFrame
     counts: np.ndarray  # (C,) int64
+    row_cells: np.ndarray  # (N,) the cell of each input row
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, columns: Sequence[str]) -> CellTable:
-        grouped = frame.groupby(list(columns), sort=True, observed=True, dropna=False).size()
-        keys = grouped.index.to_frame(index=False)
-        return cls(keys, grouped.to_numpy(dtype=np.int64))
+        grouped = frame.groupby(list(columns), sort=True, observed=True, dropna=False)
+        sizes = grouped.size()
+        keys = sizes.index.to_frame(index=False)
+        return cls(keys, sizes.to_numpy(dtype=np.int64), grouped.ngroup().to_numpy())
 
     @property
     def n(self) -> int:

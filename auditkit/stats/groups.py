@@ -91,15 +91,15 @@ def group_metrics(
     for features in slices:
         codes, names = cells.group_codes(features)
         confusion = Confusion.by_group(counts, codes, len(names), cell_y, cell_pred)
-        labels = frame[list(features)].agg("*".join, axis=1).to_numpy()
-        reports[slice_name(features)] = _slice(confusion, names, labels, y_true, scores, rules)
+        row_groups = codes[cells.row_cells]
+        reports[slice_name(features)] = _slice(confusion, names, row_groups, y_true, scores, rules)
     return reports
 
 
 def _slice(
     confusion: Confusion,
     names: list[str],
-    labels: np.ndarray,
+    row_groups: np.ndarray,
     y_true: np.ndarray,
     scores: np.ndarray | None,
     rules: GroupRules,
@@ -111,7 +111,7 @@ def _slice(
     for g, group in enumerate(names):
         rates = {name: _estimate(values[name][0, g], bounds[name][g], name) for name in GROUP_RATES}
         if scores is not None:
-            rates["roc_auc"] = _auc(y_true[labels == group], scores[labels == group], rules.confidence)
+            rates["roc_auc"] = _auc(y_true[row_groups == g], scores[row_groups == g], rules.confidence)
         report = GroupReport(
             int(observed.n[g]), int(observed.positives[g]), int(observed.predicted_positives[g]), rates
         )
@@ -119,10 +119,10 @@ def _slice(
         groups[group] = report
     overall = {name: rate(confusion.overall(), name) for name in GROUP_RATES}  # (1 + B, 1)
     disparities, compared = {}, {}
-    for disparity, (needed, how) in DISPARITIES.items():
+    for disparity, (needed, _) in DISPARITIES.items():
         eligible = [g for g, name in enumerate(names) if not _excluded(groups[name], needed)]
         compared[disparity] = [names[g] for g in eligible]
-        disparities[disparity] = _disparity(values, overall, needed, how, eligible, rules)
+        disparities[disparity] = _disparity(values, overall, disparity, eligible, rules)
     return SliceReport(groups, disparities, compared)
 
 
@@ -145,23 +145,28 @@ def _excluded(group: GroupReport, needed: Sequence[str]) -> bool:
     return "all" in group.insufficient or any(r in group.insufficient for r in needed)
 
 
+def disparity_series(
+    values: dict[str, np.ndarray], overall: dict[str, np.ndarray], metric: str, eligible: list[int], method: str
+) -> np.ndarray:
+    """One disparity over the ``eligible`` groups for every replicate: rates ``(R, G)`` -> ``(R,)``.
+
+    Equalized odds takes the worst of its TPR and FPR parts, as fairlearn's agg="worst_case" does.
+    """
+    needed, how = DISPARITIES[metric]
+    combine = difference if how == "difference" else ratio
+    stacked = np.vstack([combine(values[r][:, eligible], overall[r], method) for r in needed])
+    with np.errstate(invalid="ignore"):
+        series = stacked.max(axis=0) if how == "difference" else stacked.min(axis=0)
+    return np.where(np.isnan(stacked).any(axis=0), np.nan, series)
+
+
 def _disparity(
-    values: dict[str, np.ndarray],
-    overall: dict[str, np.ndarray],
-    needed: Sequence[str],
-    how: str,
-    eligible: list[int],
+    values: dict[str, np.ndarray], overall: dict[str, np.ndarray], metric: str, eligible: list[int],
     rules: GroupRules,
 ) -> Estimate:
     if len(eligible) < 2:
         return Estimate(None, reason=f"{len(eligible)} groups meet the minimum-size rules; need 2 to compare")
-    combine = difference if how == "difference" else ratio
-    parts = [combine(values[r][:, eligible], overall[r], rules.method) for r in needed]
-    # Equalized odds: the worst of its parts, as fairlearn's agg="worst_case" does.
-    stacked = np.vstack(parts)
-    with np.errstate(invalid="ignore"):
-        series = stacked.max(axis=0) if how == "difference" else stacked.min(axis=0)
-    series = np.where(np.isnan(stacked).any(axis=0), np.nan, series)
+    series = disparity_series(values, overall, metric, eligible, rules.method)
     if np.isnan(series[0]):
         return Estimate(None, reason="undefined: every compared group has a rate of 0 in the denominator")
     low, high = percentile_intervals(series[1:, None], rules.confidence)[0]

@@ -46,3 +46,13 @@ def delong_auc(y_true: np.ndarray, scores: np.ndarray, confidence: float) -> tup
     variance = (v10.var(ddof=1) / m if m > 1 else 0.0) + (v01.var(ddof=1) / n if n > 1 else 0.0)
     half = stats.norm.ppf(0.5 + confidence / 2) * np.sqrt(variance)
     return auc, (max(0.0, auc - half), min(1.0, auc + half))
+
+
+def bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator, chunk: int = 200) -> np.ndarray:
+    """Column means of ``values`` (n, k) over ``n_boot`` row resamples, drawn as multinomial weights."""
+    n = len(values)
+    out = []
+    for start in range(0, n_boot, chunk):
+        weights = rng.multinomial(n, np.full(n, 1 / n), size=min(chunk, n_boot - start))
+        out.append(weights @ values / n)
+    return np.vstack(out)

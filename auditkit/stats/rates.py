@@ -50,3 +50,18 @@ def ratio(values: np.ndarray, overall: np.ndarray, method: str) -> np.ndarray:
         ratios = values / overall
         ratios = np.where(ratios > 1, 1 / ratios, ratios)
         return np.where((overall > 0).all(axis=-1), ratios.min(axis=-1), np.nan)
+
+
+#: Overall performance metrics that are functions of the confusion counts.
+COUNT_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1")
+
+
+def performance_metric(confusion: Confusion, metric: str) -> np.ndarray:
+    """An overall metric from single-group confusion counts ``(R, 1)`` -> ``(R,)``; NaN where undefined."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if metric == "balanced_accuracy":
+            return ((rate(confusion, "tpr") + 1 - rate(confusion, "fpr")) / 2)[:, 0]
+        if metric == "f1":
+            p, r = rate(confusion, "precision"), rate(confusion, "tpr")
+            return np.where(p + r > 0, 2 * p * r / (p + r), np.nan)[:, 0]
+    return rate(confusion, {"recall": "tpr"}.get(metric, metric))[:, 0]

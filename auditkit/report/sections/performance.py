@@ -1,67 +1,15 @@
-"""One HTML section per auditor: tables and plotly figures built from its result.
-
-A section builder is looked up by auditor name; an auditor without one (a plugin, say)
-gets a generic section that lists its summary. Builders format; they compute nothing.
-"""
+"""HTML section of the performance auditor."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-
 import plotly.graph_objects as go
 
-from auditkit.results import AuditorResult
-
-
-@dataclass
-class Table:
-    columns: list[str]
-    rows: list[list[Any]]
-    caption: str = ""
-
-
-@dataclass
-class Section:
-    key: str
-    title: str
-    intro: str = ""
-    tables: list[Table] = field(default_factory=list)
-    figures: list[dict[str, Any]] = field(default_factory=list)  # plotly figure JSON
-    notes: list[str] = field(default_factory=list)
-
-
-SectionBuilder = Callable[[str, AuditorResult], Section]
-BUILDERS: dict[str, SectionBuilder] = {}
-
-
-def section_builder(name: str) -> Callable[[SectionBuilder], SectionBuilder]:
-    def register(fn: SectionBuilder) -> SectionBuilder:
-        BUILDERS[name] = fn
-        return fn
-
-    return register
-
-
-def build_section(name: str, result: AuditorResult) -> Section:
-    return BUILDERS.get(name, generic_section)(name, result)
-
-
-def figure_json(fig: go.Figure) -> dict[str, Any]:
-    fig.update_layout(template="plotly_white", margin={"l": 50, "r": 20, "t": 40, "b": 45}, height=340)
-    return json.loads(fig.to_json())
-
-
-def generic_section(name: str, result: AuditorResult) -> Section:
-    summary = result.summary()
-    rows = [[key, json.dumps(value, ensure_ascii=False)[:300]] for key, value in summary.items()]
-    return Section(key=name, title=name, tables=[Table(["key", "value"], rows)])
+from auditkit.report.sections import Section, Table, figure_json, section_builder
+from auditkit.results import AuditorResult, GateResult
 
 
 @section_builder("performance")
-def performance_section(name: str, result: AuditorResult) -> Section:
+def performance_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
     s = result.summary()
     m = s["metrics"]
     rows = [

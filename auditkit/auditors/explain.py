@@ -1,0 +1,195 @@
+"""``explain``: Integrated-Gradients attributions, checked for completeness and faithfulness."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, PrivateAttr
+
+from auditkit.auditors.base import AuditContext, Auditor
+from auditkit.config import AuditConfigBase, StrictModel
+from auditkit.errors import AuditError
+from auditkit.explain.common import STEP_SCHEDULE, Attribution
+from auditkit.explain.faithfulness import faithfulness
+from auditkit.explain.views import ProtectedTerms, protected_shares, top_units
+from auditkit.results import AuditorResult, MetricValue
+from auditkit.stats.intervals import bootstrap_means, percentile_interval
+
+GATEABLE = ("relative_delta_share_above_tolerance", "comprehensiveness_aopc", "sufficiency_aopc")
+
+
+class ExplainSettings(StrictModel):
+    n_examples: int = Field(64, ge=1, description="Examples to explain, stratified over groups and correctness.")
+    ids: list[str] = Field(default_factory=list, description="Ids to explain in addition to the sample.")
+    target: Literal["predicted", "positive", "negative"] = "predicted"
+    output: Literal["logit", "probability"] = Field("logit", description="What the attributions add up to.")
+    baseline_token: Literal["pad", "mask", "unk"] = "pad"
+    tolerance: float = Field(0.01, gt=0, description="Largest relative completeness error accepted.")
+    max_steps: Literal[16, 32, 64, 128, 256] = 256
+    token_budget: int = Field(8192, ge=256, description="Tokens per forward/backward pass (memory bound).")
+    protected_words: dict[str, ProtectedTerms] = Field(
+        default_factory=dict, description="Per sensitive feature, the words that name it."
+    )
+    top_k: int = Field(15, ge=1)
+    min_count: int = Field(3, ge=1, description="Fewest occurrences for a word to enter the top lists.")
+    faithfulness_percents: list[float] = Field(default_factory=lambda: [1, 5, 10, 20, 50])
+    n_boot: int = Field(1000, ge=50)
+
+
+class ExplainResult(AuditorResult):
+    method: str = "integrated_gradients"
+    n_examples: int
+    target: str
+    output: str
+    tolerance: float
+    steps: dict[str, Any]
+    relative_delta: dict[str, float]
+    top_tokens: list[dict[str, Any]]
+    top_negative_tokens: list[dict[str, Any]]
+    protected_attribution_share: dict[str, float]
+    protected_attribution_share_ci: dict[str, list[float] | None]
+    protected_attribution_share_by_group: dict[str, dict[str, float]]
+    faithfulness: dict[str, Any]
+    _records: list[dict[str, Any]] = PrivateAttr(default_factory=list)
+
+    def attribution_records(self) -> list[dict[str, Any]]:
+        return self._records
+
+    def metric_values(self) -> dict[str, MetricValue]:
+        out = {
+            "relative_delta_share_above_tolerance": MetricValue(self.relative_delta["share_above_tolerance"]),
+            "comprehensiveness_aopc": MetricValue(self.faithfulness["comprehensiveness_aopc"]),
+            "sufficiency_aopc": MetricValue(self.faithfulness["sufficiency_aopc"]),
+        }
+        for feature, share in self.protected_attribution_share.items():
+            ci = self.protected_attribution_share_ci.get(feature)
+            out[f"protected_attribution_share[{feature}]"] = MetricValue(share, tuple(ci) if ci else None)
+        return out
+
+
+def stratified_sample(strata: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` positions spread over strata in proportion to their size, at least one from each."""
+    names, inverse, sizes = np.unique(strata, return_inverse=True, return_counts=True)
+    if n >= len(strata):
+        return np.arange(len(strata))
+    quota = np.minimum(sizes, np.maximum(1, np.floor(sizes / sizes.sum() * n).astype(int)))
+    while quota.sum() < n:  # hand out what rounding left, largest remainder first
+        room = np.flatnonzero(quota < sizes)
+        gap = sizes[room] / sizes.sum() * n - quota[room]
+        quota[room[np.argmax(gap)]] += 1
+    while quota.sum() > n:
+        quota[np.argmax(quota)] -= 1
+    picks = [rng.choice(np.flatnonzero(inverse == k), size=q, replace=False) for k, q in enumerate(quota) if q]
+    return np.sort(np.concatenate(picks))
+
+
+class ExplainAuditor(Auditor[ExplainSettings]):
+    """Integrated-Gradients attributions: completeness-checked, word-level, with faithfulness scores."""
+
+    name = "explain"
+    Settings = ExplainSettings
+
+    @classmethod
+    def metric_ids(cls, settings: ExplainSettings, config: AuditConfigBase) -> set[str]:
+        ids = {f"{cls.name}.{m}" for m in GATEABLE}
+        return ids | {f"{cls.name}.protected_attribution_share[{f}]" for f in settings.protected_words}
+
+    @classmethod
+    def check_config(cls, settings: ExplainSettings, config: AuditConfigBase) -> None:
+        if config.model.adapter not in ("hf-text", "torch-tabular"):
+            raise AuditError(f"auditors.explain: adapter '{config.model.adapter}' has no attribution engine")
+        for feature in settings.protected_words:
+            if feature not in config.data.sensitive_features:
+                raise AuditError(f"auditors.explain.protected_words: '{feature}' is not in data.sensitive_features")
+
+    def run(self, context: AuditContext) -> ExplainResult:
+        s = self.settings
+        test, predictions = context.data.test, context.predictions("test")
+        rng = np.random.default_rng(context.seed)
+        chosen = self._choose(context, rng)
+        adapter = context.adapter
+        label = {"predicted": predictions.y_pred, "positive": np.ones_like(predictions.y_pred),
+                 "negative": np.zeros_like(predictions.y_pred)}[s.target][chosen]
+        targets = [int(t) for t in adapter.output_index(label)]
+        f_inputs = None
+        if predictions.logits is not None:
+            logits = predictions.logits[chosen]
+            values = logits if s.output == "logit" else np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+            f_inputs = values[np.arange(len(chosen)), targets]
+        schedule = [k for k in STEP_SCHEDULE if k <= s.max_steps]
+        ids = test.ids[chosen]
+        if adapter.input_kind == "text":
+            from auditkit.explain.text_ig import TextIG
+
+            engine: Any = TextIG(adapter, target_output=s.output, baseline_token=s.baseline_token,
+                                 token_budget=s.token_budget)
+            texts: list[str | None] = [test.texts[i] for i in chosen]
+            attributions = engine.attribute(ids, texts, targets, f_inputs, s.tolerance, context.progress, schedule)
+        else:
+            from auditkit.explain.tabular_ig import TabularIG
+
+            engine = TabularIG(adapter, context.data.train.frame, target_output=s.output)
+            texts = [None] * len(chosen)
+            attributions = engine.attribute(ids, test.frame.iloc[chosen], targets, f_inputs, s.tolerance,
+                                            context.progress, schedule)
+        result = self._summarise(context, chosen, attributions, texts, label, engine, rng)
+        result._records = [_record(a, t) for a, t in zip(attributions, texts, strict=True)]
+        return result
+
+    def _choose(self, context: AuditContext, rng: np.random.Generator) -> np.ndarray:
+        test, predictions = context.data.test, context.predictions("test")
+        groups = test.frame[list(context.data.sensitive_features)].astype(str).agg("*".join, axis=1).to_numpy() \
+            if context.data.sensitive_features else np.full(len(test), "")
+        strata = np.char.add(groups.astype(str), np.where(predictions.y_pred == test.y, "|correct", "|incorrect"))
+        chosen = set(stratified_sample(strata, self.settings.n_examples, rng).tolist())
+        position = {id_: i for i, id_ in enumerate(test.ids)}
+        for id_ in self.settings.ids:
+            if id_ not in position:
+                raise AuditError(f"auditors.explain.ids: '{id_}' is not in the test split")
+            chosen.add(position[id_])
+        return np.array(sorted(chosen), dtype=int)
+
+    def _summarise(self, context: AuditContext, chosen: np.ndarray, attributions: list[Attribution],
+                   texts: list[str | None], label: np.ndarray, engine: Any, rng: np.random.Generator) -> ExplainResult:
+        s = self.settings
+        steps = np.array([a.steps for a in attributions])
+        deltas = np.array([a.relative_delta for a in attributions])
+        positive, negative = top_units(attributions, list(label == 1), s.top_k, s.min_count)
+        shares, share_ci, by_group = {}, {}, {}
+        frame = context.data.test.frame.iloc[chosen]
+        for feature, terms in s.protected_words.items():
+            per_example = protected_shares(attributions, texts, terms)
+            shares[feature] = float(per_example.mean())
+            interval, _ = percentile_interval(bootstrap_means(per_example[:, None], s.n_boot, rng)[:, 0], 0.95)
+            share_ci[feature] = list(interval) if interval else None
+            groups = frame[feature].astype(str).to_numpy()
+            by_group[feature] = {g: float(per_example[groups == g].mean()) for g in sorted(set(groups))}
+        faith = faithfulness(attributions, engine.perturb, engine.probabilities, s.faithfulness_percents, rng)
+        return ExplainResult(
+            n_examples=len(attributions), target=s.target, output=s.output, tolerance=s.tolerance,
+            steps={"mean": float(steps.mean()), "max": int(steps.max()),
+                   "histogram": {str(k): int((steps == k).sum()) for k in STEP_SCHEDULE if k <= s.max_steps}},
+            relative_delta={"median": float(np.median(deltas)), "p95": float(np.percentile(deltas, 95)),
+                            "share_above_tolerance": float((deltas > s.tolerance).mean())},
+            top_tokens=positive, top_negative_tokens=negative,
+            protected_attribution_share=shares, protected_attribution_share_ci=share_ci,
+            protected_attribution_share_by_group=by_group,
+            faithfulness={"comprehensiveness_aopc": faith.comprehensiveness_aopc,
+                          "sufficiency_aopc": faith.sufficiency_aopc,
+                          "random_comprehensiveness_aopc": faith.random_comprehensiveness_aopc,
+                          "random_sufficiency_aopc": faith.random_sufficiency_aopc,
+                          "better_than_random": faith.better_than_random,
+                          "percents": list(s.faithfulness_percents)},
+        )
+
+
+def _record(a: Attribution, text: str | None) -> dict[str, Any]:
+    """One line of attributions.jsonl."""
+    tokens = [{"token": u, "score": float(v)} | ({"start": sp[0], "end": sp[1]} if a.spans else {})
+              for u, v, sp in zip(a.units, a.scores, a.spans or [None] * len(a.units), strict=True)]
+    record = {"id": a.id, "target": a.target, "tokens": tokens, "delta": a.relative_delta, "steps": a.steps,
+              "f_input": a.f_input, "f_baseline": a.f_baseline}
+    if text is not None:
+        record["text"] = text
+    return record

@@ -1,0 +1,1 @@
+"""Attribution engines for the explain auditor: one module per model kind over shared helpers."""
