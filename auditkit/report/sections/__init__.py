@@ -24,6 +24,14 @@ class Table:
 
 
 @dataclass
+class Heatmap:
+    """One example's text as pieces: (text, colour as rgba or None, hover text)."""
+
+    label: str
+    pieces: list[tuple[str, str | None, str]]
+
+
+@dataclass
 class Section:
     key: str
     title: str
@@ -31,6 +39,7 @@ class Section:
     tables: list[Table] = field(default_factory=list)
     figures: list[dict[str, Any]] = field(default_factory=list)  # plotly figure JSON
     notes: list[str] = field(default_factory=list)
+    heatmaps: list[Heatmap] = field(default_factory=list)
 
 
 SectionBuilder = Callable[[str, AuditorResult, list[GateResult]], Section]
@@ -63,7 +72,7 @@ def generic_section(name: str, result: AuditorResult, gates: list[GateResult]) -
 
 
 def _load_builtin_sections() -> None:
-    from auditkit.report.sections import fairness, performance  # noqa: F401  (they register themselves)
+    from auditkit.report.sections import explain, fairness, performance  # noqa: F401  (they register themselves)
 
 
 _load_builtin_sections()
