@@ -61,6 +61,14 @@ def ensure_model(
     return path
 
 
+def is_stale(config: AuditConfigBase, data: AuditData) -> bool:
+    """Whether the model folder was built by auditkit from settings or data other than these."""
+    marker = Path(config.model.path) / MARKER
+    if getattr(config.model, "build", None) is None or not marker.exists():
+        return False
+    return _recorded_key(marker) != build_key(config, data)
+
+
 def _recorded_key(marker: Path) -> str | None:
     try:
         return json.loads(marker.read_text(encoding="utf-8")).get("key")

@@ -19,7 +19,7 @@ from auditkit.config_file import load_config
 from auditkit.data import AuditData, load_data
 from auditkit.errors import AuditError
 from auditkit.gates import evaluate_gates
-from auditkit.model_store import ensure_model
+from auditkit.model_store import ensure_model, is_stale
 from auditkit.progress import SILENT, ProgressReporter
 from auditkit.report import check_writable, write_outputs
 from auditkit.results import AuditorResult, AuditResult, Provenance
@@ -141,7 +141,9 @@ def validate_config(config_path: str | Path, progress: ProgressReporter = SILENT
         f"sensitive features: {', '.join(data.sensitive_features) or 'none'})",
     ]
     path = Path(config.model.path)
-    if path.exists():
+    if path.exists() and is_stale(config, data):
+        lines.append(f"model: {path} was built from other settings or data and will be rebuilt on the next run")
+    elif path.exists():
         adapter = adapter_cls.load(config.model, config.data)
         adapter.predict(data.test.subset(list(range(min(2, len(data.test))))), progress)
         lines.append(f"model: {path} loads and scores ({adapter_cls.name})")

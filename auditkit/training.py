@@ -13,12 +13,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from auditkit.progress import ProgressReporter
 
-Batch = tuple[tuple[torch.Tensor, ...], torch.Tensor]
+Batch = tuple[torch.Tensor, ...]  # (input, ..., label): flat, so Opacus' empty Poisson batches look the same
 
 
 @dataclass(frozen=True)
 class TrainingData:
-    """Examples ``(inputs, label)`` and the collate function that pads them into a batch."""
+    """Examples ``(input, ..., label)`` as tensors, and the collate function that pads them into a batch."""
 
     dataset: Dataset
     collate: Callable[[Sequence[Any]], Batch]
@@ -46,23 +46,24 @@ def fit(
     progress: ProgressReporter,
     description: str,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> list[float]:
     """Minimise cross-entropy of ``model(*inputs)`` against labels; returns the mean loss per epoch."""
-    loss_fn = torch.nn.CrossEntropyLoss()
+    loss_fn = loss_fn or torch.nn.CrossEntropyLoss()
     history: list[float] = []
     model.to(device)
     model.train()
     with progress.task(description, total=epochs * len(loader)) as advance:
         for _ in range(epochs):
             total, count = 0.0, 0
-            for inputs, labels in loader:
+            for batch in loader:
+                *inputs, labels = batch
                 optimizer.zero_grad(set_to_none=True)
-                if len(labels) == 0:  # Poisson sampling can draw an empty batch; it still counts as a step
-                    optimizer.step()
-                    advance(1)
-                    continue
                 logits = model(*(t.to(device) for t in inputs))
-                loss = loss_fn(logits, labels.to(device))
+                if len(labels) == 0:  # Poisson sampling can draw an empty batch: still a (noised) step
+                    loss = logits.sum() * 0.0
+                else:
+                    loss = loss_fn(logits, labels.to(device))
                 loss.backward()
                 optimizer.step()
                 if scheduler is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = ["scoring", "fairness"]
+BENCHMARKS = ["scoring", "fairness", "explain"]
 
 
 def main(names: list[str]) -> None:

@@ -65,7 +65,7 @@ def test_trainable_copy_is_independent(tiny_bert, data):
         next(copy.parameters()).add_(1.0)
     assert not torch.equal(next(copy.parameters()), next(adapter.model.parameters()))
     batch = adapter.training_data(data.train).loader(4, seed=0)
-    (ids, mask), labels = next(iter(batch))
+    ids, mask, labels = next(iter(batch))
     assert copy(ids, mask).shape == (4, 2)
 
 

@@ -73,8 +73,8 @@ class TokenDataset(Dataset):
     def __len__(self) -> int:
         return len(self.input_ids)
 
-    def __getitem__(self, index: int) -> tuple[list[int], int]:
-        return self.input_ids[index], int(self.labels[index])
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.as_tensor(self.input_ids[index]), torch.as_tensor(int(self.labels[index]))
 
 
 def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> Encoded:
@@ -113,9 +113,9 @@ def _training_data(tokenizer: Any, split: Split, max_length: int) -> TrainingDat
     encoded = encode(tokenizer, split.texts or [], max_length)
     pad_id = tokenizer.pad_token_id or 0
 
-    def collate(items: Sequence[tuple[list[int], int]]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-        ids, mask = pad([i for i, _ in items], pad_id)
-        return (ids, mask), torch.tensor([label for _, label in items], dtype=torch.long)
+    def collate(items: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, ...]:
+        ids, mask = pad([i.tolist() for i, _ in items], pad_id)
+        return ids, mask, torch.tensor([int(label) for _, label in items], dtype=torch.long)
 
     return TrainingData(TokenDataset(encoded.input_ids, split.y), collate)
 

@@ -213,8 +213,9 @@ class TorchTabularAdapter(ModelAdapter):
 def _training_data(encoding: FeatureEncoding, split: Split) -> TrainingData:
     dataset = TensorDataset(torch.from_numpy(encoding.transform(split.frame)), torch.as_tensor(split.y))
 
-    def collate(items: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-        x = torch.stack([i[0] for i in items]) if items else torch.zeros((0, dataset.tensors[0].shape[1]))
-        return (x,), torch.stack([i[1] for i in items]).long() if items else torch.zeros(0, dtype=torch.long)
+    def collate(items: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, ...]:
+        if not items:
+            return torch.zeros((0, dataset.tensors[0].shape[1])), torch.zeros(0, dtype=torch.long)
+        return torch.stack([i[0] for i in items]), torch.stack([i[1] for i in items]).long()
 
     return TrainingData(dataset, collate)

@@ -79,6 +79,34 @@ def calibration_bins(y_true: np.ndarray, scores: np.ndarray, bins: int) -> list[
     return out
 
 
+def headline_metrics(y: np.ndarray, y_pred: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """Accuracy, balanced accuracy, ROC AUC, precision, recall, F1; None with a reason where undefined.
+
+    The one implementation: the privacy auditor scores each of its runs with it too.
+    """
+    tp = int(((y == 1) & (y_pred == 1)).sum())
+    fp = int(((y == 0) & (y_pred == 1)).sum())
+    fn = int(((y == 1) & (y_pred == 0)).sum())
+    metrics: dict[str, Any] = {"accuracy": float(skm.accuracy_score(y, y_pred))}
+    both_classes = 0 < y.sum() < len(y)
+    for name, fn_ in (("balanced_accuracy", skm.balanced_accuracy_score), ("roc_auc", skm.roc_auc_score)):
+        if both_classes:
+            metrics[name] = float(fn_(y, scores if name == "roc_auc" else y_pred))
+        else:
+            metrics[name] = None
+            metrics[f"{name}_reason"] = "the test split holds only one label"
+    for name, value, denominator in (("precision", tp, tp + fp), ("recall", tp, tp + fn)):
+        metrics[name] = value / denominator if denominator else None
+        if not denominator:
+            metrics[f"{name}_reason"] = "no predicted positives" if name == "precision" else "no true positives"
+    precision, recall = metrics["precision"], metrics["recall"]
+    if precision is not None and recall is not None and precision + recall > 0:
+        metrics["f1"] = 2 * precision * recall / (precision + recall)
+    else:
+        metrics["f1"], metrics["f1_reason"] = None, "precision or recall undefined or zero"
+    return metrics
+
+
 def _count_replicates(y: np.ndarray, y_pred: np.ndarray, n_boot: int, rng: np.random.Generator) -> Confusion:
     frame = pd.DataFrame({Y: y, PRED: y_pred})
     cells = CellTable.from_frame(frame, [Y, PRED])
@@ -117,25 +145,10 @@ class PerformanceAuditor(Auditor[PerformanceSettings]):
             "n": len(y),
             "n_positive": int(y.sum()),
             "n_truncated": p.n_truncated,
-            "accuracy": float(skm.accuracy_score(y, y_pred)),
+            **headline_metrics(y, y_pred, scores),
             "expected_calibration_error": expected_calibration_error(y, scores, self.settings.calibration_bins),
         }
         both_classes = 0 < y.sum() < len(y)
-        for name, fn_ in (("balanced_accuracy", skm.balanced_accuracy_score), ("roc_auc", skm.roc_auc_score)):
-            if both_classes:
-                metrics[name] = float(fn_(y, scores if name == "roc_auc" else y_pred))
-            else:
-                metrics[name] = None
-                metrics[f"{name}_reason"] = "the test split holds only one label"
-        for name, value, denominator in (("precision", tp, tp + fp), ("recall", tp, tp + fn)):
-            metrics[name] = value / denominator if denominator else None
-            if not denominator:
-                metrics[f"{name}_reason"] = "no predicted positives" if name == "precision" else "no true positives"
-        precision, recall = metrics["precision"], metrics["recall"]
-        if precision is not None and recall is not None and precision + recall > 0:
-            metrics["f1"] = 2 * precision * recall / (precision + recall)
-        else:
-            metrics["f1"], metrics["f1_reason"] = None, "precision or recall undefined or zero"
         roc = {"fpr": [], "tpr": []}
         if both_classes:
             fpr, tpr, _ = skm.roc_curve(y, scores, drop_intermediate=True)

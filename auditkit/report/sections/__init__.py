@@ -72,7 +72,7 @@ def generic_section(name: str, result: AuditorResult, gates: list[GateResult]) -
 
 
 def _load_builtin_sections() -> None:
-    from auditkit.report.sections import explain, fairness, performance  # noqa: F401  (they register themselves)
+    from auditkit.report.sections import explain, fairness, performance, privacy  # noqa: F401  (they register)
 
 
 _load_builtin_sections()

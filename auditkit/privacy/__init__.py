@@ -1,0 +1,1 @@
+"""Differential-privacy runs and membership inference for the privacy auditor."""

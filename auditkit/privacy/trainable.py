@@ -1,0 +1,159 @@
+"""What a privacy run trains, and its inputs computed once.
+
+Frozen bottom layers are deterministic in eval mode, so their outputs are computed once
+per split and every run (each epsilon and the non-private reference) trains only the
+top layers on those cached activations. For tabular models the "activations" are the
+encoded features and the whole MLP is trained.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from auditkit.adapters.base import ModelAdapter
+from auditkit.data import AuditData, Split
+from auditkit.errors import AuditError
+from auditkit.progress import ProgressReporter
+from auditkit.training import TrainingData, seed_everything
+
+
+@dataclass
+class Trainable:
+    """A fresh trainable module per run, and the train/test examples it reads."""
+
+    fresh: Callable[[], torch.nn.Module]
+    train: TrainingData
+    test: TrainingData
+    description: str
+
+
+class TensorRows(Dataset):
+    """Examples (tensor, ..., label) kept in memory."""
+
+    def __init__(self, columns: Sequence[Sequence[torch.Tensor]], labels: np.ndarray) -> None:
+        self.columns, self.labels = columns, torch.as_tensor(labels, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        return (*(c[index] for c in self.columns), self.labels[index])
+
+
+def _pad_collate(items: Sequence[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
+    """Pad (hidden (L, H), mask (L), label) items to the longest in the batch."""
+    width = max(i[0].shape[0] for i in items)
+    hidden = torch.zeros((len(items), width, items[0][0].shape[1]), dtype=items[0][0].dtype)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    for row, (h, m, _) in enumerate(items):
+        hidden[row, : h.shape[0]] = h
+        mask[row, : m.shape[0]] = m
+    return hidden, mask, torch.stack([i[2] for i in items])
+
+
+class TopOfBert(torch.nn.Module):
+    """The top ``k`` transformer layers, pooler and classifier of a BERT-family classifier."""
+
+    def __init__(self, model: torch.nn.Module, k: int) -> None:
+        super().__init__()
+        base = model.base_model
+        layers = list(base.encoder.layer)
+        self.layers = torch.nn.ModuleList(copy.deepcopy(layers[len(layers) - k :]) if k else [])
+        self.pooler = copy.deepcopy(base.pooler)
+        self.dropout = torch.nn.Dropout(getattr(model.config, "hidden_dropout_prob", 0.1))
+        self.classifier = copy.deepcopy(model.classifier)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        additive = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+        for layer in self.layers:
+            out = layer(hidden, additive)
+            hidden = out[0] if isinstance(out, tuple) else out
+        return self.classifier(self.dropout(self.pooler(hidden)))
+
+
+class FrozenBottom(torch.nn.Module):
+    """No caching: the frozen bottom runs inside every step (for the caching benchmark)."""
+
+    def __init__(self, model: torch.nn.Module, k: int) -> None:
+        super().__init__()
+        self.model, self.k = model.eval().requires_grad_(False), k
+        self.top = TopOfBert(model, k)
+
+    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            hidden = _bottom_hidden(self.model, input_ids, mask, self.k)
+        return self.top(hidden, mask)
+
+
+def _bottom_hidden(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
+    out = model.base_model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    return out.hidden_states[len(out.hidden_states) - 1 - k]
+
+
+def text_trainable(
+    base: torch.nn.Module, tokenizer: object, data: AuditData, max_length: int, top_layers: int, seed: int,
+    device: torch.device, progress: ProgressReporter, cache: bool = True,
+) -> Trainable:
+    """Train the top ``top_layers`` layers of ``base`` (a fresh classifier head, seeded) on cached activations."""
+    if not (hasattr(base.base_model, "encoder") and hasattr(base.base_model, "pooler") and hasattr(base, "classifier")):
+        raise AuditError("auditors.privacy: activation caching needs a BERT-family model (encoder, pooler, classifier)")
+    n_layers = len(base.base_model.encoder.layer)
+    if not 0 <= top_layers <= n_layers:
+        raise AuditError(f"auditors.privacy.train_top_layers: the model has {n_layers} layers")
+    base = base.to(device).eval()
+    seed_everything(seed)
+    template = TopOfBert(base, top_layers) if cache else FrozenBottom(base, top_layers)
+
+    def fresh() -> torch.nn.Module:
+        return copy.deepcopy(template).train()
+
+    def examples(split: Split) -> TrainingData:
+        from auditkit.adapters.hf_text import encode, pad
+
+        ids = encode(tokenizer, split.texts or [], max_length).input_ids
+        if not cache:
+            rows = [torch.as_tensor(i) for i in ids]
+            masks = [torch.ones(len(i), dtype=torch.long) for i in ids]
+            return TrainingData(TensorRows([rows, masks], split.y), _pad_collate_ids)
+        hidden: list[torch.Tensor] = [torch.empty(0)] * len(ids)
+        order = np.argsort([len(i) for i in ids])
+        with progress.task(f"Caching activations ({split.name})", total=len(ids)) as advance, torch.inference_mode():
+            for start in range(0, len(order), 64):
+                rows = order[start : start + 64]
+                batch_ids, mask = pad([ids[i] for i in rows], getattr(tokenizer, "pad_token_id", 0) or 0)
+                states = _bottom_hidden(base, batch_ids.to(device), mask.to(device), top_layers).float().cpu()
+                for k, i in enumerate(rows):
+                    hidden[i] = states[k, : len(ids[i])].clone()
+                advance(len(rows))
+        masks = [torch.ones(len(i), dtype=torch.long) for i in ids]
+        return TrainingData(TensorRows([hidden, masks], split.y), _pad_collate)
+
+    what = (f"top {top_layers} of {n_layers} layers, pooler and a fresh classifier"
+            + (" on cached activations" if cache else ", bottom recomputed every step"))
+    return Trainable(fresh, examples(data.train), examples(data.test), what)
+
+
+def _pad_collate_ids(items: Sequence[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
+    width = max(i[0].shape[0] for i in items)
+    ids = torch.zeros((len(items), width), dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    for row, (i, m, _) in enumerate(items):
+        ids[row, : i.shape[0]] = i
+        mask[row, : m.shape[0]] = m
+    return ids, mask, torch.stack([i[2] for i in items])
+
+
+def tabular_trainable(adapter: ModelAdapter, data: AuditData, hidden_sizes: list[int], dropout: float, seed: int
+                      ) -> Trainable:
+    from auditkit.adapters.torch_tabular import make_mlp
+
+    train, test = adapter.training_data(data.train), adapter.training_data(data.test)
+    seed_everything(seed)
+    template = make_mlp(len(adapter.encoding.names), hidden_sizes, dropout)  # type: ignore[attr-defined]
+    return Trainable(lambda: copy.deepcopy(template).train(), train, test, "a fresh MLP of the build settings")
