@@ -19,7 +19,7 @@ import pandas as pd
 
 from auditkit.errors import AuditError
 from auditkit.results import AuditResult, BaselineComparison, GateResult
-from auditkit.stats.cells import Y, CellTable, Confusion
+from auditkit.stats.cells import CellTable, Confusion, Y
 from auditkit.stats.groups import DISPARITIES, disparity_series
 from auditkit.stats.intervals import percentile_interval
 from auditkit.stats.rates import COUNT_METRICS, performance_metric, rate
@@ -69,7 +69,9 @@ def compare_with_baseline(
         status = "fail" if comparison.status == "regressed" else gate.status
         reason = gate.reason
         if comparison.status == "regressed":
-            reason = f"regressed against the baseline by {comparison.worsening:.4g} (tolerance {comparison.tolerance:g})"
+            reason = (
+                f"regressed against the baseline by {comparison.worsening:.4g} (tolerance {comparison.tolerance:g})"
+            )
         gates.append(replace(gate, status=status, reason=reason, baseline=comparison))
     return gates
 
@@ -80,14 +82,19 @@ def _direction(op: str) -> int:
 
 
 def _compare(
-    gate: GateResult, baseline: Baseline, tolerance: float, result: AuditResult,
-    paired: CellTable | None, replicates: np.ndarray | None,
+    gate: GateResult,
+    baseline: Baseline,
+    tolerance: float,
+    result: AuditResult,
+    paired: CellTable | None,
+    replicates: np.ndarray | None,
 ) -> BaselineComparison:
     old = baseline.gate(gate.id)
     if old is None or old.get("value") is None or gate.value is None:
         why = "the baseline has no value for this gate" if gate.value is not None else "no current value"
-        return BaselineComparison(None if old is None else old.get("value"), None, None, tolerance, "none",
-                                  "inconclusive", why)
+        return BaselineComparison(
+            None if old is None else old.get("value"), None, None, tolerance, "none", "inconclusive", why
+        )
     sign = _direction(gate.op)
     worsening = sign * (old["value"] - gate.value)
     if paired is not None and replicates is not None:
@@ -101,8 +108,15 @@ def _compare(
             return BaselineComparison(old["value"], float(diffs[0]), ci, tolerance, "paired bootstrap", status, why)
     new_ci, old_ci = gate.ci, old.get("ci")
     if not new_ci and not old_ci:
-        return BaselineComparison(old["value"], worsening, None, tolerance, "intervals", "inconclusive",
-                                  "neither run has an interval and no paired predictions are available")
+        return BaselineComparison(
+            old["value"],
+            worsening,
+            None,
+            tolerance,
+            "intervals",
+            "inconclusive",
+            "neither run has an interval and no paired predictions are available",
+        )
     outside_new = new_ci is None or not (new_ci[0] <= old["value"] <= new_ci[1])
     outside_old = old_ci is None or not (old_ci[0] <= gate.value <= old_ci[1])
     significant = outside_new and outside_old

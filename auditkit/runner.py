@@ -12,8 +12,8 @@ from pathlib import Path
 
 from auditkit import __version__, registry
 from auditkit.adapters.base import ModelAdapter
-from auditkit.baseline import compare_with_baseline, load_baseline
 from auditkit.auditors.base import AuditContext
+from auditkit.baseline import compare_with_baseline, load_baseline
 from auditkit.config import AuditConfigBase
 from auditkit.config_file import load_config
 from auditkit.data import AuditData, load_data

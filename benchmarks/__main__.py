@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = ["scoring", "fairness", "explain"]
+BENCHMARKS = ["scoring", "fairness", "explain", "privacy"]
 
 
 def main(names: list[str]) -> None:

@@ -48,8 +48,9 @@ def per_example_loop(ig: TextIG, rows: list[list[int]], targets: list[int]) -> t
     for row, target in zip(rows, targets, strict=True):
         ids = torch.tensor([row])
         base = torch.tensor([ig.baseline_ids(row)])
-        attributions = lig.attribute(ids, baselines=base, target=target, n_steps=50,
-                                     additional_forward_args=(torch.ones_like(ids),))
+        attributions = lig.attribute(
+            ids, baselines=base, target=target, n_steps=50, additional_forward_args=(torch.ones_like(ids),)
+        )
         totals.append(float(attributions.sum()))
     return time.perf_counter() - started, np.array(totals)
 
@@ -82,19 +83,36 @@ def run() -> dict:
     ours_delta = np.array([a.relative_delta for a in adaptive])
     return {
         "what": "IG on MiniLM credit model, 64 texts",
-        "texts": N_TEXTS, "tokens_median": int(np.median([len(r) for r in rows])),
-        "a_efficiency": {"plain_batched_fwd_bwd_s": round(plain_s, 2), "attribution_s": round(adaptive_s, 2),
-                         "efficiency": round(plain_s / adaptive_s, 3), "target": 0.8,
-                         "passes": int(sum(passes))},
-        "b_speedup_vs_per_example_50_steps": {
-            "per_example_s": round(loop_s, 2), "auditkit_s": round(adaptive_s, 2),
-            "speedup": round(loop_s / adaptive_s, 2), "target": 2.0,
-            "median_relative_delta": {"auditkit": float(np.median(ours_delta)), "per_example": float(np.median(loop_delta))},
-            "p95_relative_delta": {"auditkit": float(np.percentile(ours_delta, 95)),
-                                   "per_example": float(np.percentile(loop_delta, 95))},
-            "share_above_0.01": {"auditkit": float((ours_delta > 0.01).mean()),
-                                 "per_example": float((loop_delta > 0.01).mean())},
+        "texts": N_TEXTS,
+        "tokens_median": int(np.median([len(r) for r in rows])),
+        "a_efficiency": {
+            "plain_batched_fwd_bwd_s": round(plain_s, 2),
+            "attribution_s": round(adaptive_s, 2),
+            "efficiency": round(plain_s / adaptive_s, 3),
+            "target": 0.8,
+            "passes": int(sum(passes)),
         },
-        "c_mean_steps": {"adaptive": float(np.mean(steps)), "fixed": 50,
-                         "histogram": {str(k): steps.count(k) for k in (16, 32, 64, 128, 256)}},
+        "b_speedup_vs_per_example_50_steps": {
+            "per_example_s": round(loop_s, 2),
+            "auditkit_s": round(adaptive_s, 2),
+            "speedup": round(loop_s / adaptive_s, 2),
+            "target": 2.0,
+            "median_relative_delta": {
+                "auditkit": float(np.median(ours_delta)),
+                "per_example": float(np.median(loop_delta)),
+            },
+            "p95_relative_delta": {
+                "auditkit": float(np.percentile(ours_delta, 95)),
+                "per_example": float(np.percentile(loop_delta, 95)),
+            },
+            "share_above_0.01": {
+                "auditkit": float((ours_delta > 0.01).mean()),
+                "per_example": float((loop_delta > 0.01).mean()),
+            },
+        },
+        "c_mean_steps": {
+            "adaptive": float(np.mean(steps)),
+            "fixed": 50,
+            "histogram": {str(k): steps.count(k) for k in (16, 32, 64, 128, 256)},
+        },
     }

@@ -151,9 +151,9 @@ def run_cli(*args: str, cwd: Path | None = None):
 @pytest.fixture(scope="session")
 def trained_tiny_bert(tmp_path_factory, credit_frame, tiny_bert) -> Path:
     """The tiny BERT fine-tuned on the synthetic data: it learns to rely on the purpose word."""
+    from auditkit.adapters.hf_text import HfTextAdapter
     from auditkit.config_file import load_config
     from auditkit.data import load_data
-    from auditkit.adapters.hf_text import HfTextAdapter
     from auditkit.progress import SILENT
 
     folder = tmp_path_factory.mktemp("trained")

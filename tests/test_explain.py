@@ -63,8 +63,9 @@ def test_batched_equals_one_at_a_time(adapter, texts):
     targets = predicted_targets(adapter, texts)
     ids = [str(i) for i in range(len(texts))]
     batched = TextIG(adapter, token_budget=1 << 16).attribute(ids, texts, targets, None, 1.0, SILENT, schedule=[32])
-    single = TextIG(adapter, max_rows=1, token_budget=64).attribute(ids, texts, targets, None, 1.0, SILENT,
-                                                                     schedule=[32])
+    single = TextIG(adapter, max_rows=1, token_budget=64).attribute(
+        ids, texts, targets, None, 1.0, SILENT, schedule=[32]
+    )
     for a, b in zip(batched, single, strict=True):
         np.testing.assert_allclose(a.scores, b.scores, atol=1e-5)
         assert a.f_baseline == pytest.approx(b.f_baseline, abs=1e-5)
@@ -126,7 +127,8 @@ def test_explain_auditor_through_the_cli(tmp_path, credit_frame, trained_tiny_be
     credit_frame.to_csv(tmp_path / "data.csv", index=False)
     config = base_config("data.csv", str(trained_tiny_bert))
     config["auditors"]["explain"] = {
-        "n_examples": 12, "ids": ["A0003"],
+        "n_examples": 12,
+        "ids": ["A0003"],
         "protected_words": {"sex": {"words": ["male", "female"]}, "age_group": {"patterns": [r"\d+ year old"]}},
     }
     config["gates"] = [{"metric": "explain.protected_attribution_share[sex]", "op": "<=", "threshold": 0.5}]
@@ -147,8 +149,9 @@ def test_explain_auditor_through_the_cli(tmp_path, credit_frame, trained_tiny_be
     assert 12 <= len(lines) <= 13
     for line in lines:
         assert {"id", "target", "tokens", "delta", "steps"} <= set(line)
-        assert sum(t["score"] for t in line["tokens"]) == pytest.approx(line["f_input"] - line["f_baseline"],
-                                                                       rel=0.011, abs=1e-6)
+        assert sum(t["score"] for t in line["tokens"]) == pytest.approx(
+            line["f_input"] - line["f_baseline"], rel=0.011, abs=1e-6
+        )
     explain = json.loads((out / "summary.json").read_text())["auditors"]["explain"]
     assert explain["method"] == "integrated_gradients" and explain["n_examples"] == len(lines)
     assert explain["faithfulness"]["comprehensiveness_aopc"] > explain["faithfulness"]["random_comprehensiveness_aopc"]

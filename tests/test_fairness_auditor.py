@@ -44,8 +44,12 @@ def test_summary_has_the_contract_shape(workspace):
         assert key in group
     assert len(group["ci"]["selection_rate"]) == 2 and group["status"] in ("ok", "insufficient")
     assert set(fairness["by_group"]["sex*age_group"]) <= {"female*young", "female*older", "male*young", "male*older"}
-    for disparity in ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference",
-                      "equal_opportunity_difference"):
+    for disparity in (
+        "demographic_parity_difference",
+        "demographic_parity_ratio",
+        "equalized_odds_difference",
+        "equal_opportunity_difference",
+    ):
         assert disparity in fairness["disparities"]["sex"]
     assert "demographic_parity_ratio" in fairness["disparities"]["sex"]["ci"]
     assert set(fairness["counterfactual"]) == set(SWAPS)
@@ -83,9 +87,9 @@ def test_counterfactual_flip_rate_equals_a_direct_rescoring(workspace):
     result = run_audit(workspace / "audit.yaml", write=False)
     swap = result.auditors["fairness"].counterfactual["gender"]
     from auditkit.config_file import load_config
-    from auditkit.runner import prepare
-    from auditkit.progress import SILENT
     from auditkit.data import Split
+    from auditkit.progress import SILENT
+    from auditkit.runner import prepare
 
     prepared = prepare(load_config(workspace / "audit.yaml"), SILENT)
     test = prepared.data.test
@@ -97,8 +101,10 @@ def test_counterfactual_flip_rate_equals_a_direct_rescoring(workspace):
 
 def test_text_swap_keeps_case_and_whole_words():
     swap = TextSwap(pairs=[("male", "female"), ("he", "she")])
-    assert swap.apply("He is male; SHE is Female. The helper is a chemale.") == \
-        "She is female; HE is Male. The helper is a chemale."
+    assert (
+        swap.apply("He is male; SHE is Female. The helper is a chemale.")
+        == "She is female; HE is Male. The helper is a chemale."
+    )
 
 
 @pytest.mark.parametrize(

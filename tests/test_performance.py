@@ -71,8 +71,13 @@ def test_count_metrics_from_confusion_counts_equal_sklearn():
     p = simulated(seed=4)
     tn, fp, fn, tp = skm.confusion_matrix(p.y_true, p.y_pred).ravel()
     confusion = Confusion(*(np.array([[v]], dtype=float) for v in (tp, fp, tn, fn)))
-    reference = {"accuracy": skm.accuracy_score, "balanced_accuracy": skm.balanced_accuracy_score,
-                 "precision": skm.precision_score, "recall": skm.recall_score, "f1": skm.f1_score}
+    reference = {
+        "accuracy": skm.accuracy_score,
+        "balanced_accuracy": skm.balanced_accuracy_score,
+        "precision": skm.precision_score,
+        "recall": skm.recall_score,
+        "f1": skm.f1_score,
+    }
     for name in COUNT_METRICS:
         assert performance_metric(confusion, name)[0] == pytest.approx(reference[name](p.y_true, p.y_pred), abs=1e-12)
 

@@ -22,11 +22,17 @@ def tabular_privacy_config(tmp_path, n_rows=240, random_labels=False, **privacy)
     config = base_config("data.csv", "model")
     del config["data"]["text"]
     config["data"]["split"] = {"test_size": 0.5}
-    config["model"] = {"adapter": "torch-tabular", "path": "model",
-                       "build": {"epochs": 5, "hidden_sizes": [64, 64], "dropout": 0.0,
-                                 "features": ["age", "amount", "purpose", "sex"]}}
-    config["auditors"] = {"privacy": {"epsilons": [1.0], "epochs": 5, "n_boot": 100, "min_group_size": 10,
-                                      **privacy}}
+    config["model"] = {
+        "adapter": "torch-tabular",
+        "path": "model",
+        "build": {
+            "epochs": 5,
+            "hidden_sizes": [64, 64],
+            "dropout": 0.0,
+            "features": ["age", "amount", "purpose", "sex"],
+        },
+    }
+    config["auditors"] = {"privacy": {"epsilons": [1.0], "epochs": 5, "n_boot": 100, "min_group_size": 10, **privacy}}
     config["gates"] = []
     write_config(tmp_path, config)
     return tmp_path / "audit.yaml"
@@ -55,8 +61,17 @@ def test_reported_epsilon_equals_opacus_accountant(tmp_path, accountant):
 
 def test_memorising_model_leaks_more_than_dp_at_epsilon_1(tmp_path):
     # Random labels, tiny data, a wide MLP, many epochs: the reference memorises its training rows.
-    privacy = run_privacy(tabular_privacy_config(tmp_path, n_rows=160, random_labels=True, epochs=150,
-                                                 learning_rate=0.01, batch_size=16, max_physical_batch_size=16))
+    privacy = run_privacy(
+        tabular_privacy_config(
+            tmp_path,
+            n_rows=160,
+            random_labels=True,
+            epochs=150,
+            learning_rate=0.01,
+            batch_size=16,
+            max_physical_batch_size=16,
+        )
+    )
     memorised, private = privacy["non_private"]["mia"], privacy["runs"][0]["mia"]
     assert memorised["auc"] > 0.75 and abs(private["auc"] - 0.5) < memorised["auc"] - 0.5
     assert memorised["epsilon_lower_bound"] > private["epsilon_lower_bound"]

@@ -26,6 +26,7 @@ class ExplainSettings(StrictModel):
     output: Literal["logit", "probability"] = Field("logit", description="What the attributions add up to.")
     baseline_token: Literal["pad", "mask", "unk"] = "pad"
     tolerance: float = Field(0.01, gt=0, description="Largest relative completeness error accepted.")
+    start_steps: Literal[16, 32, 64] = Field(16, description="Steps every example starts with.")
     max_steps: Literal[16, 32, 64, 128, 256] = 256
     token_budget: int = Field(8192, ge=256, description="Tokens per forward/backward pass (memory bound).")
     protected_words: dict[str, ProtectedTerms] = Field(
@@ -109,21 +110,27 @@ class ExplainAuditor(Auditor[ExplainSettings]):
         rng = np.random.default_rng(context.seed)
         chosen = self._choose(context, rng)
         adapter = context.adapter
-        label = {"predicted": predictions.y_pred, "positive": np.ones_like(predictions.y_pred),
-                 "negative": np.zeros_like(predictions.y_pred)}[s.target][chosen]
+        label = {
+            "predicted": predictions.y_pred,
+            "positive": np.ones_like(predictions.y_pred),
+            "negative": np.zeros_like(predictions.y_pred),
+        }[s.target][chosen]
         targets = [int(t) for t in adapter.output_index(label)]
-        f_inputs = None
-        if predictions.logits is not None:
+        f_inputs = full = None
+        if predictions.logits is not None:  # reuse the run's forward pass: F(x) needs no second one
             logits = predictions.logits[chosen]
-            values = logits if s.output == "logit" else np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-            f_inputs = values[np.arange(len(chosen)), targets]
-        schedule = [k for k in STEP_SCHEDULE if k <= s.max_steps]
+            probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probabilities /= probabilities.sum(axis=1, keepdims=True)
+            full = probabilities[np.arange(len(chosen)), targets]
+            f_inputs = (logits if s.output == "logit" else probabilities)[np.arange(len(chosen)), targets]
+        schedule = [k for k in STEP_SCHEDULE if s.start_steps <= k <= s.max_steps]
         ids = test.ids[chosen]
         if adapter.input_kind == "text":
             from auditkit.explain.text_ig import TextIG
 
-            engine: Any = TextIG(adapter, target_output=s.output, baseline_token=s.baseline_token,
-                                 token_budget=s.token_budget)
+            engine: Any = TextIG(
+                adapter, target_output=s.output, baseline_token=s.baseline_token, token_budget=s.token_budget
+            )
             texts: list[str | None] = [test.texts[i] for i in chosen]
             attributions = engine.attribute(ids, texts, targets, f_inputs, s.tolerance, context.progress, schedule)
         else:
@@ -131,16 +138,20 @@ class ExplainAuditor(Auditor[ExplainSettings]):
 
             engine = TabularIG(adapter, context.data.train.frame, target_output=s.output)
             texts = [None] * len(chosen)
-            attributions = engine.attribute(ids, test.frame.iloc[chosen], targets, f_inputs, s.tolerance,
-                                            context.progress, schedule)
-        result = self._summarise(context, chosen, attributions, texts, label, engine, rng)
+            attributions = engine.attribute(
+                ids, test.frame.iloc[chosen], targets, f_inputs, s.tolerance, context.progress, schedule
+            )
+        result = self._summarise(context, chosen, attributions, texts, label, engine, rng, full)
         result._records = [_record(a, t) for a, t in zip(attributions, texts, strict=True)]
         return result
 
     def _choose(self, context: AuditContext, rng: np.random.Generator) -> np.ndarray:
         test, predictions = context.data.test, context.predictions("test")
-        groups = test.frame[list(context.data.sensitive_features)].astype(str).agg("*".join, axis=1).to_numpy() \
-            if context.data.sensitive_features else np.full(len(test), "")
+        groups = (
+            test.frame[list(context.data.sensitive_features)].astype(str).agg("*".join, axis=1).to_numpy()
+            if context.data.sensitive_features
+            else np.full(len(test), "")
+        )
         strata = np.char.add(groups.astype(str), np.where(predictions.y_pred == test.y, "|correct", "|incorrect"))
         chosen = set(stratified_sample(strata, self.settings.n_examples, rng).tolist())
         position = {id_: i for i, id_ in enumerate(test.ids)}
@@ -150,8 +161,17 @@ class ExplainAuditor(Auditor[ExplainSettings]):
             chosen.add(position[id_])
         return np.array(sorted(chosen), dtype=int)
 
-    def _summarise(self, context: AuditContext, chosen: np.ndarray, attributions: list[Attribution],
-                   texts: list[str | None], label: np.ndarray, engine: Any, rng: np.random.Generator) -> ExplainResult:
+    def _summarise(
+        self,
+        context: AuditContext,
+        chosen: np.ndarray,
+        attributions: list[Attribution],
+        texts: list[str | None],
+        label: np.ndarray,
+        engine: Any,
+        rng: np.random.Generator,
+        full: np.ndarray | None,
+    ) -> ExplainResult:
         s = self.settings
         steps = np.array([a.steps for a in attributions])
         deltas = np.array([a.relative_delta for a in attributions])
@@ -165,31 +185,55 @@ class ExplainAuditor(Auditor[ExplainSettings]):
             share_ci[feature] = list(interval) if interval else None
             groups = frame[feature].astype(str).to_numpy()
             by_group[feature] = {g: float(per_example[groups == g].mean()) for g in sorted(set(groups))}
-        faith = faithfulness(attributions, engine.perturb, engine.probabilities, s.faithfulness_percents, rng)
+        faith = faithfulness(attributions, engine.perturb, engine.probabilities, s.faithfulness_percents, rng, full)
         return ExplainResult(
-            n_examples=len(attributions), target=s.target, output=s.output, tolerance=s.tolerance,
-            steps={"mean": float(steps.mean()), "max": int(steps.max()),
-                   "histogram": {str(k): int((steps == k).sum()) for k in STEP_SCHEDULE if k <= s.max_steps}},
-            relative_delta={"median": float(np.median(deltas)), "p95": float(np.percentile(deltas, 95)),
-                            "share_above_tolerance": float((deltas > s.tolerance).mean())},
-            top_tokens=positive, top_negative_tokens=negative,
-            protected_attribution_share=shares, protected_attribution_share_ci=share_ci,
+            n_examples=len(attributions),
+            target=s.target,
+            output=s.output,
+            tolerance=s.tolerance,
+            steps={
+                "mean": float(steps.mean()),
+                "max": int(steps.max()),
+                "histogram": {
+                    str(k): int((steps == k).sum()) for k in STEP_SCHEDULE if s.start_steps <= k <= s.max_steps
+                },
+            },
+            relative_delta={
+                "median": float(np.median(deltas)),
+                "p95": float(np.percentile(deltas, 95)),
+                "share_above_tolerance": float((deltas > s.tolerance).mean()),
+            },
+            top_tokens=positive,
+            top_negative_tokens=negative,
+            protected_attribution_share=shares,
+            protected_attribution_share_ci=share_ci,
             protected_attribution_share_by_group=by_group,
-            faithfulness={"comprehensiveness_aopc": faith.comprehensiveness_aopc,
-                          "sufficiency_aopc": faith.sufficiency_aopc,
-                          "random_comprehensiveness_aopc": faith.random_comprehensiveness_aopc,
-                          "random_sufficiency_aopc": faith.random_sufficiency_aopc,
-                          "better_than_random": faith.better_than_random,
-                          "percents": list(s.faithfulness_percents)},
+            faithfulness={
+                "comprehensiveness_aopc": faith.comprehensiveness_aopc,
+                "sufficiency_aopc": faith.sufficiency_aopc,
+                "random_comprehensiveness_aopc": faith.random_comprehensiveness_aopc,
+                "random_sufficiency_aopc": faith.random_sufficiency_aopc,
+                "better_than_random": faith.better_than_random,
+                "percents": list(s.faithfulness_percents),
+            },
         )
 
 
 def _record(a: Attribution, text: str | None) -> dict[str, Any]:
     """One line of attributions.jsonl."""
-    tokens = [{"token": u, "score": float(v)} | ({"start": sp[0], "end": sp[1]} if a.spans else {})
-              for u, v, sp in zip(a.units, a.scores, a.spans or [None] * len(a.units), strict=True)]
-    record = {"id": a.id, "target": a.target, "tokens": tokens, "delta": a.relative_delta, "steps": a.steps,
-              "f_input": a.f_input, "f_baseline": a.f_baseline}
+    tokens = [
+        {"token": u, "score": float(v)} | ({"start": sp[0], "end": sp[1]} if a.spans else {})
+        for u, v, sp in zip(a.units, a.scores, a.spans or [None] * len(a.units), strict=True)
+    ]
+    record = {
+        "id": a.id,
+        "target": a.target,
+        "tokens": tokens,
+        "delta": a.relative_delta,
+        "steps": a.steps,
+        "f_input": a.f_input,
+        "f_baseline": a.f_baseline,
+    }
     if text is not None:
         record["text"] = text
     return record

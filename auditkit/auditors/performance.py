@@ -13,7 +13,7 @@ from auditkit.adapters.base import Predictions
 from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.results import AuditorResult, MetricValue
-from auditkit.stats.cells import PRED, Y, CellTable, Confusion
+from auditkit.stats.cells import PRED, CellTable, Confusion, Y
 from auditkit.stats.intervals import delong_auc, percentile_interval
 from auditkit.stats.rates import COUNT_METRICS, performance_metric
 
@@ -111,8 +111,9 @@ def _count_replicates(y: np.ndarray, y_pred: np.ndarray, n_boot: int, rng: np.ra
     frame = pd.DataFrame({Y: y, PRED: y_pred})
     cells = CellTable.from_frame(frame, [Y, PRED])
     keys = cells.keys
-    return Confusion.by_group(cells.replicates(n_boot, rng), np.zeros(len(keys), dtype=int), 1,
-                              keys[Y].to_numpy(), keys[PRED].to_numpy())
+    return Confusion.by_group(
+        cells.replicates(n_boot, rng), np.zeros(len(keys), dtype=int), 1, keys[Y].to_numpy(), keys[PRED].to_numpy()
+    )
 
 
 class PerformanceAuditor(Auditor[PerformanceSettings]):

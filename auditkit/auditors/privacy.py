@@ -33,6 +33,9 @@ class PrivacySettings(StrictModel):
     batch_size: int = Field(64, ge=2, description="Expected logical batch (Poisson sampling).")
     max_physical_batch_size: int = Field(64, ge=1, description="Memory bound (Opacus BatchMemoryManager).")
     train_top_layers: int = Field(1, ge=0, description="Text models: train the top N layers, pooler, classifier.")
+    pooling: Literal["pooler", "mean"] = Field(
+        "pooler", description="Text models: the [CLS] pooler as in the audited model, or mean of token states."
+    )
     base: str | None = Field(None, description="Text models: base model for the runs; default model.build.base.")
     grad_sample_mode: Literal["hooks", "ghost"] = "hooks"
     cache_activations: bool = True
@@ -77,8 +80,10 @@ class PrivacyResult(AuditorResult):
 
     def metric_values(self) -> dict[str, MetricValue]:
         audited = self.audited_model["mia"]
-        out = {"mia_auc[audited]": MetricValue(audited.auc),
-               "epsilon_lower_bound[audited]": MetricValue(audited.epsilon_lower_bound)}
+        out = {
+            "mia_auc[audited]": MetricValue(audited.auc),
+            "epsilon_lower_bound[audited]": MetricValue(audited.epsilon_lower_bound),
+        }
         for run in self.runs:
             tag = f"eps={run.target_epsilon:g}"
             out[f"accuracy[{tag}]"] = MetricValue(run.metrics["accuracy"])
@@ -88,8 +93,9 @@ class PrivacyResult(AuditorResult):
                     if key.endswith("_reason") or key == "ci":
                         continue
                     ci = changes["ci"].get(key)
-                    out[f"{key}[{slice_}@{tag}]"] = MetricValue(value, tuple(ci) if ci else None,
-                                                                 changes.get(f"{key}_reason"))
+                    out[f"{key}[{slice_}@{tag}]"] = MetricValue(
+                        value, tuple(ci) if ci else None, changes.get(f"{key}_reason")
+                    )
         return out
 
 
@@ -122,8 +128,17 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
         data = context.data
         delta = s.delta if s.delta is not None else 1.0 / (10 * len(data.train))
         trainable = self._trainable(context)
-        run_settings = RunSettings(s.epochs, s.learning_rate, s.batch_size, s.max_grad_norm, delta, s.accountant,
-                                   s.max_physical_batch_size, s.grad_sample_mode, context.seed)
+        run_settings = RunSettings(
+            s.epochs,
+            s.learning_rate,
+            s.batch_size,
+            s.max_grad_norm,
+            delta,
+            s.accountant,
+            s.max_physical_batch_size,
+            s.grad_sample_mode,
+            context.seed,
+        )
         device = context.adapter.device
         rng = np.random.default_rng(context.seed)
         members, nonmembers = balanced(np.arange(len(data.train)), np.arange(len(data.test)), rng)
@@ -135,11 +150,21 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
             outcome = train_run(trainable, run_settings, eps, device, context.progress)
             predictions = self._predictions(context, outcome.test_logits)
             runs.append(self._summarise(context, outcome, predictions, reference_test, members, nonmembers, rng))
-        train_p, test_p = context.predictions("train"), context.predictions("test")
-        audited = loss_attack(cross_entropy(_probability_of_label(train_p))[members],
-                              cross_entropy(_probability_of_label(test_p))[nonmembers], delta)
-        return PrivacyResult(trained=trainable.description, delta=delta, runs=runs, non_private=non_private,
-                             audited_model={"mia": _attack(audited)})
+        # The audited model scores only the sampled members: no need to score the whole training split.
+        train_p = context.adapter.predict(data.train.subset(members), context.progress)
+        test_p = context.predictions("test")
+        audited = loss_attack(
+            cross_entropy(_probability_of_label(train_p)),
+            cross_entropy(_probability_of_label(test_p))[nonmembers],
+            delta,
+        )
+        return PrivacyResult(
+            trained=trainable.description,
+            delta=delta,
+            runs=runs,
+            non_private=non_private,
+            audited_model={"mia": _attack(audited)},
+        )
 
     def _trainable(self, context: AuditContext) -> Trainable:
         s, adapter = self.settings, context.adapter
@@ -148,10 +173,25 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
 
             spec = s.base or context.config.model.build.base
             negative, positive = context.data.label_names
-            _, base = _open(resolve_base(spec), "auditors.privacy.base", num_labels=2,
-                            id2label={0: negative, 1: positive}, label2id={negative: 0, positive: 1})
-            return text_trainable(base, adapter.tokenizer, context.data, adapter.max_length, s.train_top_layers,
-                                  context.seed, adapter.device, context.progress, cache=s.cache_activations)
+            _, base = _open(
+                resolve_base(spec),
+                "auditors.privacy.base",
+                num_labels=2,
+                id2label={0: negative, 1: positive},
+                label2id={negative: 0, positive: 1},
+            )
+            return text_trainable(
+                base,
+                adapter.tokenizer,
+                context.data,
+                adapter.max_length,
+                s.train_top_layers,
+                context.seed,
+                adapter.device,
+                context.progress,
+                cache=s.cache_activations,
+                pooling=s.pooling,
+            )
         build = context.config.model.build
         hidden = build.hidden_sizes if build is not None else [64, 32]
         dropout = build.dropout if build is not None else 0.1
@@ -163,20 +203,30 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
         scores = exp[:, 1] / exp.sum(axis=1)
         return Predictions(test.ids, test.y, scores, (scores >= 0.5).astype(np.int64), 0, logits)
 
-    def _summarise(self, context: AuditContext, outcome: RunOutcome, test_p: Predictions,
-                   reference: Predictions | None, members: np.ndarray, nonmembers: np.ndarray,
-                   rng: np.random.Generator) -> PrivacyRun:
+    def _summarise(
+        self,
+        context: AuditContext,
+        outcome: RunOutcome,
+        test_p: Predictions,
+        reference: Predictions | None,
+        members: np.ndarray,
+        nonmembers: np.ndarray,
+        rng: np.random.Generator,
+    ) -> PrivacyRun:
         s, data = self.settings, context.data
         slices = [[f] for f in data.sensitive_features]
         rules = GroupRules(min_group_size=s.min_group_size, n_boot=s.n_boot)
         sensitive = data.test.frame
         reports = group_metrics(test_p.y_true, test_p.y_pred, test_p.scores, sensitive, slices, rules, rng)
-        by_group = {name: {g: {r: rep.rates[r].value for r in GROUP_RATES} for g, rep in report.groups.items()}
-                    for name, report in reports.items()}
+        by_group = {
+            name: {g: {r: rep.rates[r].value for r in GROUP_RATES} for g, rep in report.groups.items()}
+            for name, report in reports.items()
+        }
         cost: dict[str, dict[str, Any]] = {}
         if reference is not None:
-            for name, changes in paired_changes(sensitive, test_p.y_true, reference.y_pred, test_p.y_pred, slices,
-                                                rules, rng).items():
+            for name, changes in paired_changes(
+                sensitive, test_p.y_true, reference.y_pred, test_p.y_pred, slices, rules, rng
+            ).items():
                 entry: dict[str, Any] = {"ci": {}}
                 for key, e in changes.items():
                     entry[key] = e.value
@@ -189,17 +239,27 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
         attack = loss_attack(train_loss[members], test_loss[nonmembers], s.delta or 1.0 / (10 * len(data.train)))
         flags = []
         if outcome.epsilon is not None and attack.epsilon_lower_bound > outcome.epsilon:
-            flags.append(f"the attack's epsilon lower bound {attack.epsilon_lower_bound:.3g} exceeds the accounted "
-                         f"epsilon {outcome.epsilon:.3g}: a bug in accounting or in the audit")
+            flags.append(
+                f"the attack's epsilon lower bound {attack.epsilon_lower_bound:.3g} exceeds the accounted "
+                f"epsilon {outcome.epsilon:.3g}: a bug in accounting or in the audit"
+            )
         private = outcome.target_epsilon is not None
         return PrivacyRun(
-            target_epsilon=outcome.target_epsilon, epsilon=outcome.epsilon,
-            delta=s.delta or 1.0 / (10 * len(data.train)), noise_multiplier=outcome.noise_multiplier,
-            sample_rate=outcome.sample_rate, steps=outcome.steps,
-            max_grad_norm=s.max_grad_norm if private else None, accountant=s.accountant if private else None,
-            epochs=s.epochs, seconds=round(outcome.seconds, 2),
+            target_epsilon=outcome.target_epsilon,
+            epsilon=outcome.epsilon,
+            delta=s.delta or 1.0 / (10 * len(data.train)),
+            noise_multiplier=outcome.noise_multiplier,
+            sample_rate=outcome.sample_rate,
+            steps=outcome.steps,
+            max_grad_norm=s.max_grad_norm if private else None,
+            accountant=s.accountant if private else None,
+            epochs=s.epochs,
+            seconds=round(outcome.seconds, 2),
             metrics=headline_metrics(test_p.y_true, test_p.y_pred, test_p.scores),
-            by_group=by_group, fairness_cost=cost, mia=_attack(attack), flags=flags,
+            by_group=by_group,
+            fairness_cost=cost,
+            mia=_attack(attack),
+            flags=flags,
         )
 
 
@@ -213,9 +273,12 @@ def _probability_of_label(p: Predictions) -> np.ndarray:
 
 
 def _attack(result: AttackResult) -> AttackSummary:
-    return AttackSummary(auc=result.auc, tpr_at_fpr=result.tpr_at_fpr, epsilon_lower_bound=result.epsilon_lower_bound,
-                         epsilon_lower_bound_ceiling=result.epsilon_lower_bound_ceiling, n_members=result.n_members,
-                         n_nonmembers=result.n_nonmembers, roc=result.roc)
-
-
-
+    return AttackSummary(
+        auc=result.auc,
+        tpr_at_fpr=result.tpr_at_fpr,
+        epsilon_lower_bound=result.epsilon_lower_bound,
+        epsilon_lower_bound_ceiling=result.epsilon_lower_bound_ceiling,
+        n_members=result.n_members,
+        n_nonmembers=result.n_nonmembers,
+        roc=result.roc,
+    )

@@ -32,20 +32,30 @@ class Faithfulness:
 
     @property
     def better_than_random(self) -> bool:
-        return (self.comprehensiveness_aopc > self.random_comprehensiveness_aopc
-                and self.sufficiency_aopc < self.random_sufficiency_aopc)
+        return (
+            self.comprehensiveness_aopc > self.random_comprehensiveness_aopc
+            and self.sufficiency_aopc < self.random_sufficiency_aopc
+        )
 
 
 def faithfulness(
-    attributions: Sequence[Attribution], perturb: Perturb, probabilities: Probabilities,
-    percents: Sequence[float], rng: np.random.Generator,
+    attributions: Sequence[Attribution],
+    perturb: Perturb,
+    probabilities: Probabilities,
+    percents: Sequence[float],
+    rng: np.random.Generator,
+    full: np.ndarray | None = None,
 ) -> Faithfulness:
+    """``full``: the unperturbed probabilities of the targets, when the run already has them."""
     targets = [a.target for a in attributions]
-    full = probabilities([perturb(a, np.zeros(len(a.units), bool)) for a in attributions], targets)
+    if full is None:
+        full = probabilities([perturb(a, np.zeros(len(a.units), bool)) for a in attributions], targets)
     results = {}
     for kind in ("model", "random"):
-        rankings = [np.argsort(-a.scores, kind="stable") if kind == "model" else rng.permutation(len(a.units))
-                    for a in attributions]
+        rankings = [
+            np.argsort(-a.scores, kind="stable") if kind == "model" else rng.permutation(len(a.units))
+            for a in attributions
+        ]
         comprehensive, sufficient = [], []
         for percent in percents:
             drop, keep = [], []

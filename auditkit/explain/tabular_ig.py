@@ -20,8 +20,14 @@ from auditkit.progress import ProgressReporter
 
 
 class TabularIG:
-    def __init__(self, adapter: TorchTabularAdapter, train_frame: pd.DataFrame, *, target_output: str = "logit",
-                 rows_per_forward: int = 65536) -> None:
+    def __init__(
+        self,
+        adapter: TorchTabularAdapter,
+        train_frame: pd.DataFrame,
+        *,
+        target_output: str = "logit",
+        rows_per_forward: int = 65536,
+    ) -> None:
         self.adapter = adapter
         self.model = adapter.model
         self.target_output = target_output
@@ -57,8 +63,14 @@ class TabularIG:
         return x
 
     def attribute(
-        self, ids: Sequence[str], frame: pd.DataFrame, targets: Sequence[int], f_inputs: np.ndarray | None,
-        tolerance: float, progress: ProgressReporter, schedule: Sequence[int] = STEP_SCHEDULE,
+        self,
+        ids: Sequence[str],
+        frame: pd.DataFrame,
+        targets: Sequence[int],
+        f_inputs: np.ndarray | None,
+        tolerance: float,
+        progress: ProgressReporter,
+        schedule: Sequence[int] = STEP_SCHEDULE,
     ) -> list[Attribution]:
         x = self.adapter.encoding.transform(frame)
         rows = list(x)
@@ -74,11 +86,20 @@ class TabularIG:
             for steps in schedule:
                 if len(pending) == 0:
                     break
-                encoded = self.ig.attribute(
-                    torch.from_numpy(x[pending]).to(device), baselines=torch.from_numpy(base[pending]).to(device),
-                    target=torch.as_tensor(np.asarray(targets)[pending], device=device), n_steps=steps,
-                    method="gausslegendre", internal_batch_size=max(len(pending), self.rows_per_forward // steps),
-                ).detach().cpu().double().numpy()
+                encoded = (
+                    self.ig.attribute(
+                        torch.from_numpy(x[pending]).to(device),
+                        baselines=torch.from_numpy(base[pending]).to(device),
+                        target=torch.as_tensor(np.asarray(targets)[pending], device=device),
+                        n_steps=steps,
+                        method="gausslegendre",
+                        internal_batch_size=max(len(pending), self.rows_per_forward // steps),
+                    )
+                    .detach()
+                    .cpu()
+                    .double()
+                    .numpy()
+                )
                 scores[pending] = np.stack([encoded[:, cols].sum(axis=1) for cols in self.columns], axis=1)
                 steps_used[pending] = steps
                 deltas[pending] = relative_delta(scores[pending].sum(axis=1), f_in[pending], f_base[pending])
@@ -87,9 +108,18 @@ class TabularIG:
             advance(len(pending))
         values = frame[self.names].astype(str).to_numpy()
         return [
-            Attribution(id=str(ids[i]), target=int(targets[i]), units=[f"{n}={v}" for n, v in zip(self.names, values[i], strict=True)],
-                        spans=None, scores=scores[i], f_input=float(f_in[i]), f_baseline=float(f_base[i]),
-                        steps=int(steps_used[i]), relative_delta=float(deltas[i]), inputs=rows[i],
-                        unit_positions=self.columns)
+            Attribution(
+                id=str(ids[i]),
+                target=int(targets[i]),
+                units=[f"{n}={v}" for n, v in zip(self.names, values[i], strict=True)],
+                spans=None,
+                scores=scores[i],
+                f_input=float(f_in[i]),
+                f_baseline=float(f_base[i]),
+                steps=int(steps_used[i]),
+                relative_delta=float(deltas[i]),
+                inputs=rows[i],
+                unit_positions=self.columns,
+            )
             for i in range(len(rows))
         ]

@@ -29,8 +29,13 @@ class EncodedText:
 
 class TextIG:
     def __init__(
-        self, adapter: HfTextAdapter, *, target_output: str = "logit", baseline_token: str = "pad",
-        token_budget: int = 8192, max_rows: int = 64,
+        self,
+        adapter: HfTextAdapter,
+        *,
+        target_output: str = "logit",
+        baseline_token: str = "pad",
+        token_budget: int = 8192,
+        max_rows: int = 64,
     ) -> None:
         self.adapter = adapter
         self.model = adapter.model
@@ -38,8 +43,11 @@ class TextIG:
         self.target_output = target_output
         self.token_budget = token_budget
         self.max_rows = max_rows
-        token = {"pad": self.tokenizer.pad_token_id, "mask": self.tokenizer.mask_token_id,
-                 "unk": self.tokenizer.unk_token_id}[baseline_token]
+        token = {
+            "pad": self.tokenizer.pad_token_id,
+            "mask": self.tokenizer.mask_token_id,
+            "unk": self.tokenizer.unk_token_id,
+        }[baseline_token]
         if token is None:
             raise ValueError(f"the tokenizer has no {baseline_token} token")
         self.baseline_id = int(token)
@@ -51,18 +59,20 @@ class TextIG:
         return logits if self.target_output == "logit" else torch.softmax(logits, dim=-1)
 
     def encode(self, texts: Sequence[str]) -> list[EncodedText]:
-        enc = self.tokenizer(list(texts), truncation=True, max_length=self.adapter.max_length,
-                             return_offsets_mapping=True)
-        return [EncodedText(enc["input_ids"][i], enc.word_ids(i), [tuple(o) for o in enc["offset_mapping"][i]])
-                for i in range(len(texts))]
+        enc = self.tokenizer(
+            list(texts), truncation=True, max_length=self.adapter.max_length, return_offsets_mapping=True
+        )
+        return [
+            EncodedText(enc["input_ids"][i], enc.word_ids(i), [tuple(o) for o in enc["offset_mapping"][i]])
+            for i in range(len(texts))
+        ]
 
     def baseline_ids(self, ids: Sequence[int]) -> list[int]:
         """Same length; special tokens kept; every other token replaced by the baseline token."""
         special = self.tokenizer.get_special_tokens_mask(list(ids), already_has_special_tokens=True)
         return [t if s else self.baseline_id for t, s in zip(ids, special, strict=True)]
 
-    def outputs(self, rows: Sequence[Sequence[int]], targets: Sequence[int], probability: bool = False
-                ) -> np.ndarray:
+    def outputs(self, rows: Sequence[Sequence[int]], targets: Sequence[int], probability: bool = False) -> np.ndarray:
         """F(rows) for the targets (or the targets' probabilities), in length buckets, without gradients."""
         out = np.empty(len(rows))
         with torch.inference_mode():
@@ -87,8 +97,14 @@ class TextIG:
         return ids
 
     def attribute(
-        self, ids: Sequence[str], texts: Sequence[str], targets: Sequence[int], f_inputs: np.ndarray | None,
-        tolerance: float, progress: ProgressReporter, schedule: Sequence[int] = STEP_SCHEDULE,
+        self,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        targets: Sequence[int],
+        f_inputs: np.ndarray | None,
+        tolerance: float,
+        progress: ProgressReporter,
+        schedule: Sequence[int] = STEP_SCHEDULE,
     ) -> list[Attribution]:
         encoded = self.encode(texts)
         rows = [e.input_ids for e in encoded]
@@ -103,11 +119,18 @@ class TextIG:
             for steps in schedule:
                 if not pending:
                     break
-                for bucket in length_buckets([len(rows[i]) for i in pending], self.max_rows,
-                                             max(self.token_budget // steps, max(len(rows[i]) for i in pending))):
+                for bucket in length_buckets(
+                    [len(rows[i]) for i in pending],
+                    self.max_rows,
+                    max(self.token_budget // steps, max(len(rows[i]) for i in pending)),
+                ):
                     members = [pending[i] for i in bucket]
-                    scores = self._attribute_bucket([rows[i] for i in members], [baselines[i] for i in members],
-                                                    [targets[i] for i in members], steps)
+                    scores = self._attribute_bucket(
+                        [rows[i] for i in members],
+                        [baselines[i] for i in members],
+                        [targets[i] for i in members],
+                        steps,
+                    )
                     for k, i in enumerate(members):
                         token_scores[i] = scores[k, : len(rows[i])]
                         steps_used[i] = steps
@@ -118,22 +141,34 @@ class TextIG:
                 pending = [i for i in pending if deltas[i] > tolerance]
             advance(len(pending))
         return [
-            Attribution(id=str(ids[i]), target=int(targets[i]), **_words(texts[i], encoded[i], token_scores[i]),
-                        f_input=float(f_in[i]), f_baseline=float(f_base[i]), steps=int(steps_used[i]),
-                        relative_delta=float(deltas[i]), inputs=rows[i])
+            Attribution(
+                id=str(ids[i]),
+                target=int(targets[i]),
+                **_words(texts[i], encoded[i], token_scores[i]),
+                f_input=float(f_in[i]),
+                f_baseline=float(f_base[i]),
+                steps=int(steps_used[i]),
+                relative_delta=float(deltas[i]),
+                inputs=rows[i],
+            )
             for i in range(len(rows))
         ]
 
-    def _attribute_bucket(self, rows: list[list[int]], baselines: list[list[int]], targets: list[int], steps: int
-                          ) -> np.ndarray:
+    def _attribute_bucket(
+        self, rows: list[list[int]], baselines: list[list[int]], targets: list[int], steps: int
+    ) -> np.ndarray:
         ids, mask = pad(rows, self.pad_id)
         base, _ = pad(baselines, self.pad_id)
         device = self.adapter.device
         width = ids.shape[1]
         internal = max(len(rows), (self.token_budget // max(width, 1)) // len(rows) * len(rows))
         attributions = self.lig.attribute(
-            ids.to(device), baselines=base.to(device), target=torch.as_tensor(targets, device=device),
-            additional_forward_args=(mask.to(device),), n_steps=steps, method="gausslegendre",
+            ids.to(device),
+            baselines=base.to(device),
+            target=torch.as_tensor(targets, device=device),
+            additional_forward_args=(mask.to(device),),
+            n_steps=steps,
+            method="gausslegendre",
             internal_batch_size=internal,
         )
         return attributions.sum(dim=-1).detach().cpu().double().numpy()
@@ -157,5 +192,9 @@ def _words(text: str, encoded: EncodedText, token_scores: np.ndarray) -> dict:
         spans[-1][1] = end
         scores[-1] += float(token_scores[position])
         positions[-1].append(position)
-    return {"units": [text[s:e] for s, e in spans], "spans": [(s, e) for s, e in spans],
-            "scores": np.array(scores), "unit_positions": positions}
+    return {
+        "units": [text[s:e] for s, e in spans],
+        "spans": [(s, e) for s, e in spans],
+        "scores": np.array(scores),
+        "unit_positions": positions,
+    }

@@ -19,7 +19,8 @@ class ProtectedTerms(StrictModel):
 
     words: list[str] = Field(default_factory=list, description="e.g. [male, female, man, woman]")
     patterns: list[str] = Field(
-        default_factory=list, description=r"Regular expressions; every word overlapping a match counts, e.g. '\d+ year old'"
+        default_factory=list,
+        description=r"Regular expressions; every word overlapping a match counts, e.g. '\d+ year old'",
     )
 
     @cached_property
@@ -29,8 +30,10 @@ class ProtectedTerms(StrictModel):
     def mask(self, attribution: Attribution, text: str | None) -> np.ndarray:
         """Which units of this example name the attribute."""
         # A tabular unit reads "feature=value": either part may name the attribute.
-        flags = np.array([any(part in self._words for part in {u.lower(), *u.lower().split("=", 1)})
-                          for u in attribution.units], dtype=bool)
+        flags = np.array(
+            [any(part in self._words for part in {u.lower(), *u.lower().split("=", 1)}) for u in attribution.units],
+            dtype=bool,
+        )
         if self.patterns and text is not None and attribution.spans is not None:
             for pattern in self.patterns:
                 for match in re.finditer(pattern, text, flags=re.IGNORECASE):
@@ -40,8 +43,9 @@ class ProtectedTerms(StrictModel):
         return flags
 
 
-def protected_shares(attributions: Sequence[Attribution], texts: Sequence[str | None], terms: ProtectedTerms
-                     ) -> np.ndarray:
+def protected_shares(
+    attributions: Sequence[Attribution], texts: Sequence[str | None], terms: ProtectedTerms
+) -> np.ndarray:
     """Per example: |attribution| on protected units / total |attribution| (0 when all are 0)."""
     out = np.zeros(len(attributions))
     for i, (a, text) in enumerate(zip(attributions, texts, strict=True)):
@@ -51,8 +55,9 @@ def protected_shares(attributions: Sequence[Attribution], texts: Sequence[str | 
     return out
 
 
-def top_units(attributions: Sequence[Attribution], toward_positive: Sequence[bool], k: int, min_count: int
-              ) -> tuple[list[dict], list[dict]]:
+def top_units(
+    attributions: Sequence[Attribution], toward_positive: Sequence[bool], k: int, min_count: int
+) -> tuple[list[dict], list[dict]]:
     """Units with the largest mean attribution toward the favourable label, and against it."""
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
@@ -62,8 +67,11 @@ def top_units(attributions: Sequence[Attribution], toward_positive: Sequence[boo
             key = unit.lower()
             sums[key] += sign * float(score)
             counts[key] += 1
-    rows = [{"token": u, "mean_attribution": sums[u] / counts[u], "count": counts[u]}
-            for u in sums if counts[u] >= min_count]
+    rows = [
+        {"token": u, "mean_attribution": sums[u] / counts[u], "count": counts[u]}
+        for u in sums
+        if counts[u] >= min_count
+    ]
     rows.sort(key=lambda r: r["mean_attribution"], reverse=True)
     positive = [r for r in rows if r["mean_attribution"] > 0][:k]
     negative = [r for r in reversed(rows) if r["mean_attribution"] < 0][:k]

@@ -64,5 +64,12 @@ def loss_attack(member_loss: np.ndarray, nonmember_loss: np.ndarray, delta: floa
     bound = epsilon_bound(clopper_pearson_upper(false_pos, n_n), clopper_pearson_upper(false_neg, n_m), delta)
     ceiling = epsilon_bound(clopper_pearson_upper(np.zeros(1), n_n), clopper_pearson_upper(np.zeros(1), n_m), delta)
     keep = np.unique(np.geomspace(1, len(fpr), num=min(len(fpr), 120)).astype(int) - 1)
-    return AttackResult(auc, tpr_at, float(max(bound.max(), 0.0)), float(ceiling[0]), n_m, n_n,
-                        {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist()})
+    return AttackResult(
+        auc,
+        tpr_at,
+        float(max(bound.max(), 0.0)),
+        float(ceiling[0]),
+        n_m,
+        n_n,
+        {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist()},
+    )

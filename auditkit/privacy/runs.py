@@ -42,8 +42,13 @@ class RunOutcome:
     losses: list[float]
 
 
-def train_run(trainable: Trainable, settings: RunSettings, target_epsilon: float | None, device: torch.device,
-              progress: ProgressReporter) -> RunOutcome:
+def train_run(
+    trainable: Trainable,
+    settings: RunSettings,
+    target_epsilon: float | None,
+    device: torch.device,
+    progress: ProgressReporter,
+) -> RunOutcome:
     seed_everything(settings.seed)
     model = trainable.fresh().to(device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -52,18 +57,31 @@ def train_run(trainable: Trainable, settings: RunSettings, target_epsilon: float
     label = "non-private" if target_epsilon is None else f"epsilon {target_epsilon:g}"
     started = time.perf_counter()
     if target_epsilon is None:
-        losses = fit(model, loader, optimizer, epochs=settings.epochs, device=device, progress=progress,
-                     description=f"Training ({label})")
+        losses = fit(
+            model,
+            loader,
+            optimizer,
+            epochs=settings.epochs,
+            device=device,
+            progress=progress,
+            description=f"Training ({label})",
+        )
         epsilon, noise, steps = None, 0.0, settings.epochs * len(loader)
         sample_rate = settings.batch_size / len(trainable.train.dataset)
     else:
-        engine = PrivacyEngine(accountant=settings.accountant)
         with warnings.catch_warnings():  # Opacus warns about secure RNG; reproducibility matters more here
             warnings.simplefilter("ignore")
+            engine = PrivacyEngine(accountant=settings.accountant)
             private = engine.make_private_with_epsilon(
-                module=model, optimizer=optimizer, data_loader=loader, target_epsilon=target_epsilon,
-                target_delta=settings.delta, epochs=settings.epochs, max_grad_norm=settings.max_grad_norm,
-                poisson_sampling=True, grad_sample_mode=settings.grad_sample_mode,
+                module=model,
+                optimizer=optimizer,
+                data_loader=loader,
+                target_epsilon=target_epsilon,
+                target_delta=settings.delta,
+                epochs=settings.epochs,
+                max_grad_norm=settings.max_grad_norm,
+                poisson_sampling=True,
+                grad_sample_mode=settings.grad_sample_mode,
             )
         if settings.grad_sample_mode == "ghost":
             model, optimizer, criterion, loader = private
@@ -71,18 +89,41 @@ def train_run(trainable: Trainable, settings: RunSettings, target_epsilon: float
             (model, optimizer, loader), criterion = private, None
         losses = []
         for _ in range(settings.epochs):
-            with BatchMemoryManager(data_loader=loader, max_physical_batch_size=settings.max_physical_batch_size,
-                                    optimizer=optimizer) as physical:
-                losses += fit(model, physical, optimizer, epochs=1, device=device, progress=progress,
-                              description=f"Training ({label})", loss_fn=criterion)
+            with (
+                BatchMemoryManager(
+                    data_loader=loader, max_physical_batch_size=settings.max_physical_batch_size, optimizer=optimizer
+                ) as physical,
+                warnings.catch_warnings(),
+            ):
+                # Opacus' hooks fire on layers whose inputs need no gradient (cached activations): expected.
+                warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                losses += fit(
+                    model,
+                    physical,
+                    optimizer,
+                    epochs=1,
+                    device=device,
+                    progress=progress,
+                    description=f"Training ({label})",
+                    loss_fn=criterion,
+                )
         epsilon = float(engine.get_epsilon(settings.delta))
         noise = float(optimizer.noise_multiplier)
         sample_rate = float(loader.sample_rate)
         steps = int(sum(entry[2] for entry in engine.accountant.history))  # (noise, sample_rate, steps) entries
     seconds = time.perf_counter() - started
     module = getattr(model, "_module", model)
-    return RunOutcome(target_epsilon, epsilon, noise, sample_rate, steps, seconds,
-                      logits_of(module, trainable.train, device), logits_of(module, trainable.test, device), losses)
+    return RunOutcome(
+        target_epsilon,
+        epsilon,
+        noise,
+        sample_rate,
+        steps,
+        seconds,
+        logits_of(module, trainable.train, device),
+        logits_of(module, trainable.test, device),
+        losses,
+    )
 
 
 def logits_of(model: torch.nn.Module, data: TrainingData, device: torch.device, batch_size: int = 128) -> np.ndarray:

@@ -58,14 +58,19 @@ def _pad_collate(items: Sequence[tuple[torch.Tensor, ...]]) -> tuple[torch.Tenso
 
 
 class TopOfBert(torch.nn.Module):
-    """The top ``k`` transformer layers, pooler and classifier of a BERT-family classifier."""
+    """The top ``k`` transformer layers, pooler and classifier of a BERT-family classifier.
 
-    def __init__(self, model: torch.nn.Module, k: int) -> None:
+    ``pooling="mean"`` replaces the [CLS] pooler by the mean of the token states, as
+    sentence-embedding models are trained to be read (a linear probe when ``k`` is 0).
+    """
+
+    def __init__(self, model: torch.nn.Module, k: int, pooling: str = "pooler") -> None:
         super().__init__()
+        self.pooling = pooling
         base = model.base_model
         layers = list(base.encoder.layer)
         self.layers = torch.nn.ModuleList(copy.deepcopy(layers[len(layers) - k :]) if k else [])
-        self.pooler = copy.deepcopy(base.pooler)
+        self.pooler = copy.deepcopy(base.pooler) if pooling == "pooler" else None  # unused weights break Opacus
         self.dropout = torch.nn.Dropout(getattr(model.config, "hidden_dropout_prob", 0.1))
         self.classifier = copy.deepcopy(model.classifier)
 
@@ -74,16 +79,21 @@ class TopOfBert(torch.nn.Module):
         for layer in self.layers:
             out = layer(hidden, additive)
             hidden = out[0] if isinstance(out, tuple) else out
-        return self.classifier(self.dropout(self.pooler(hidden)))
+        if self.pooling == "mean":
+            weights = mask.to(hidden.dtype)[:, :, None]
+            pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+        else:
+            pooled = self.pooler(hidden)
+        return self.classifier(self.dropout(pooled))
 
 
 class FrozenBottom(torch.nn.Module):
     """No caching: the frozen bottom runs inside every step (for the caching benchmark)."""
 
-    def __init__(self, model: torch.nn.Module, k: int) -> None:
+    def __init__(self, model: torch.nn.Module, k: int, pooling: str = "pooler") -> None:
         super().__init__()
         self.model, self.k = model.eval().requires_grad_(False), k
-        self.top = TopOfBert(model, k)
+        self.top = TopOfBert(model, k, pooling)
 
     def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -97,8 +107,16 @@ def _bottom_hidden(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor
 
 
 def text_trainable(
-    base: torch.nn.Module, tokenizer: object, data: AuditData, max_length: int, top_layers: int, seed: int,
-    device: torch.device, progress: ProgressReporter, cache: bool = True,
+    base: torch.nn.Module,
+    tokenizer: object,
+    data: AuditData,
+    max_length: int,
+    top_layers: int,
+    seed: int,
+    device: torch.device,
+    progress: ProgressReporter,
+    cache: bool = True,
+    pooling: str = "pooler",
 ) -> Trainable:
     """Train the top ``top_layers`` layers of ``base`` (a fresh classifier head, seeded) on cached activations."""
     if not (hasattr(base.base_model, "encoder") and hasattr(base.base_model, "pooler") and hasattr(base, "classifier")):
@@ -108,7 +126,7 @@ def text_trainable(
         raise AuditError(f"auditors.privacy.train_top_layers: the model has {n_layers} layers")
     base = base.to(device).eval()
     seed_everything(seed)
-    template = TopOfBert(base, top_layers) if cache else FrozenBottom(base, top_layers)
+    template = TopOfBert(base, top_layers, pooling) if cache else FrozenBottom(base, top_layers, pooling)
 
     def fresh() -> torch.nn.Module:
         return copy.deepcopy(template).train()
@@ -134,8 +152,10 @@ def text_trainable(
         masks = [torch.ones(len(i), dtype=torch.long) for i in ids]
         return TrainingData(TensorRows([hidden, masks], split.y), _pad_collate)
 
-    what = (f"top {top_layers} of {n_layers} layers, pooler and a fresh classifier"
-            + (" on cached activations" if cache else ", bottom recomputed every step"))
+    head = "pooler" if pooling == "pooler" else "mean pooling"
+    what = f"top {top_layers} of {n_layers} layers, {head} and a fresh classifier" + (
+        " on cached activations" if cache else ", bottom recomputed every step"
+    )
     return Trainable(fresh, examples(data.train), examples(data.test), what)
 
 
@@ -149,8 +169,9 @@ def _pad_collate_ids(items: Sequence[tuple[torch.Tensor, ...]]) -> tuple[torch.T
     return ids, mask, torch.stack([i[2] for i in items])
 
 
-def tabular_trainable(adapter: ModelAdapter, data: AuditData, hidden_sizes: list[int], dropout: float, seed: int
-                      ) -> Trainable:
+def tabular_trainable(
+    adapter: ModelAdapter, data: AuditData, hidden_sizes: list[int], dropout: float, seed: int
+) -> Trainable:
     from auditkit.adapters.torch_tabular import make_mlp
 
     train, test = adapter.training_data(data.train), adapter.training_data(data.test)

@@ -31,7 +31,9 @@ def to_markdown(result: AuditResult) -> str:
     lines.append("")
     with_baseline = any(g.baseline is not None for g in result.gates)
     if result.gates:
-        header = "| gate | value | 95% CI | rule | status | source |" + (" compared with baseline |" if with_baseline else "")
+        header = "| gate | value | 95% CI | rule | status | source |" + (
+            " compared with baseline |" if with_baseline else ""
+        )
         lines += [header, "|---|---:|---|---|---|---|" + ("---|" if with_baseline else "")]
         for g in result.gates:
             status = ICONS[g.status] + (" (blocks)" if g.blocks and g.status == "inconclusive" else "")

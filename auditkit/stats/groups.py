@@ -161,7 +161,10 @@ def disparity_series(
 
 
 def _disparity(
-    values: dict[str, np.ndarray], overall: dict[str, np.ndarray], metric: str, eligible: list[int],
+    values: dict[str, np.ndarray],
+    overall: dict[str, np.ndarray],
+    metric: str,
+    eligible: list[int],
     rules: GroupRules,
 ) -> Estimate:
     if len(eligible) < 2:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from auditkit.stats.cells import Y, CellTable, Confusion
+from auditkit.stats.cells import CellTable, Confusion, Y
 from auditkit.stats.groups import DISPARITIES, Estimate, GroupRules, disparity_series, slice_name
 from auditkit.stats.intervals import percentile_interval
 from auditkit.stats.rates import rate
@@ -16,8 +16,13 @@ A, B = "y_pred_a", "y_pred_b"
 
 
 def paired_changes(
-    sensitive: pd.DataFrame, y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray,
-    slices: Sequence[Sequence[str]], rules: GroupRules, rng: np.random.Generator,
+    sensitive: pd.DataFrame,
+    y: np.ndarray,
+    pred_a: np.ndarray,
+    pred_b: np.ndarray,
+    slices: Sequence[Sequence[str]],
+    rules: GroupRules,
+    rng: np.random.Generator,
 ) -> dict[str, dict[str, Estimate]]:
     """Per slice: each disparity's change from A to B, and the gap between the groups' accuracy drops."""
     columns = sorted({f for s in slices for f in s})
@@ -33,13 +38,24 @@ def paired_changes(
         sizes = ca.n[0]
         changes: dict[str, Estimate] = {}
         for metric, (needed, _) in DISPARITIES.items():
-            eligible = [g for g in range(len(names)) if sizes[g] >= rules.min_group_size
-                        and all(_enough(ca, r, g, rules) for r in needed)]
+            eligible = [
+                g
+                for g in range(len(names))
+                if sizes[g] >= rules.min_group_size and all(_enough(ca, r, g, rules) for r in needed)
+            ]
             if len(eligible) < 2:
                 changes[f"{metric}_change"] = Estimate(None, reason="fewer than 2 groups meet the minimum-size rules")
                 continue
-            values = [disparity_series({r: rate(c, r) for r in needed}, {r: rate(c.overall(), r) for r in needed},
-                                       metric, eligible, rules.method) for c in (ca, cb)]
+            values = [
+                disparity_series(
+                    {r: rate(c, r) for r in needed},
+                    {r: rate(c.overall(), r) for r in needed},
+                    metric,
+                    eligible,
+                    rules.method,
+                )
+                for c in (ca, cb)
+            ]
             changes[f"{metric}_change"] = _estimate(values[1] - values[0], rules.confidence)
         eligible = [g for g in range(len(names)) if sizes[g] >= rules.min_group_size]
         if len(eligible) >= 2:
@@ -52,8 +68,12 @@ def paired_changes(
 
 
 def _enough(confusion: Confusion, name: str, g: int, rules: GroupRules) -> bool:
-    needs = {"tpr": confusion.positives, "fnr": confusion.positives, "fpr": confusion.negatives,
-             "precision": confusion.predicted_positives}
+    needs = {
+        "tpr": confusion.positives,
+        "fnr": confusion.positives,
+        "fpr": confusion.negatives,
+        "precision": confusion.predicted_positives,
+    }
     return name not in needs or needs[name][0, g] >= rules.min_class_size
 
 

@@ -32,10 +32,12 @@ def heatmap(record: dict[str, Any]) -> Heatmap:
             pieces.append((" ", None, ""))
         pieces.append((t["token"], _colour(t["score"], scale), f"{t['score']:+.4g}"))
     if text is not None and cursor < len(text):
-        pieces.append((text[cursor:], None, f"not attributed (beyond the model's maximum length)"))
-    label = (f"{record['id']} · explains output {record['target']} · F(x) − F(baseline) = "
-             f"{record['f_input'] - record['f_baseline']:+.4g} · {record['steps']} steps · "
-             f"relative error {record['delta']:.2g}")
+        pieces.append((text[cursor:], None, "not attributed (beyond the model's maximum length)"))
+    label = (
+        f"{record['id']} · explains output {record['target']} · F(x) − F(baseline) = "
+        f"{record['f_input'] - record['f_baseline']:+.4g} · {record['steps']} steps · "
+        f"relative error {record['delta']:.2g}"
+    )
     return Heatmap(label, pieces)
 
 
@@ -50,9 +52,13 @@ def explain_section(name: str, result: AuditorResult, gates: list[GateResult]) -
     )
     faith = Table(
         ["", "comprehensiveness AOPC (higher is better)", "sufficiency AOPC (lower is better)"],
-        [["integrated gradients", f["comprehensiveness_aopc"], f["sufficiency_aopc"]],
-         ["random attributions", f["random_comprehensiveness_aopc"], f["random_sufficiency_aopc"]]],
-        caption="Faithfulness (ERASER), top " + ", ".join(f"{p:g}%" for p in f["percents"]) + " of words removed / kept",
+        [
+            ["integrated gradients", f["comprehensiveness_aopc"], f["sufficiency_aopc"]],
+            ["random attributions", f["random_comprehensiveness_aopc"], f["random_sufficiency_aopc"]],
+        ],
+        caption="Faithfulness (ERASER), top "
+        + ", ".join(f"{p:g}%" for p in f["percents"])
+        + " of words removed / kept",
     )
     protected_rows = []
     for feature, share in s["protected_attribution_share"].items():
@@ -60,28 +66,49 @@ def explain_section(name: str, result: AuditorResult, gates: list[GateResult]) -
         protected_rows.append([feature, share, interval(s["protected_attribution_share_ci"].get(feature)), groups])
     tables = [completeness, faith]
     if protected_rows:
-        tables.append(Table(["sensitive feature", "share of |attribution|", "95% CI", "by group"], protected_rows,
-                            caption="Attribution on words that name a sensitive attribute"))
+        tables.append(
+            Table(
+                ["sensitive feature", "share of |attribution|", "95% CI", "by group"],
+                protected_rows,
+                caption="Attribution on words that name a sensitive attribute",
+            )
+        )
     top = s["top_tokens"] + s["top_negative_tokens"]
     figures = []
     if top:
         top = sorted(top, key=lambda r: r["mean_attribution"])
-        bar = go.Figure(go.Bar(x=[r["mean_attribution"] for r in top], y=[r["token"] for r in top], orientation="h",
-                               marker_color=["#238c3c" if r["mean_attribution"] > 0 else "#c82828" for r in top],
-                               hovertext=[f"count {r['count']}" for r in top]))
-        bar.update_layout(title="Words toward (right) and against (left) the favourable label",
-                          xaxis_title="mean attribution", height=max(340, 18 * len(top)))
+        bar = go.Figure(
+            go.Bar(
+                x=[r["mean_attribution"] for r in top],
+                y=[r["token"] for r in top],
+                orientation="h",
+                marker_color=["#238c3c" if r["mean_attribution"] > 0 else "#c82828" for r in top],
+                hovertext=[f"count {r['count']}" for r in top],
+            )
+        )
+        bar.update_layout(
+            title="Words toward (right) and against (left) the favourable label",
+            xaxis_title="mean attribution",
+            height=max(340, 18 * len(top)),
+        )
         figures.append(figure_json(bar))
     notes = []
     if not f["better_than_random"]:
-        notes.append("The attributions are no better than random ones on comprehensiveness or sufficiency: "
-                     "do not rely on them.")
+        notes.append(
+            "The attributions are no better than random ones on comprehensiveness or sufficiency: do not rely on them."
+        )
     if d["share_above_tolerance"] > 0:
-        notes.append(f"{d['share_above_tolerance']:.0%} of examples stayed above the completeness tolerance "
-                     f"after {steps['max']} steps.")
+        notes.append(
+            f"{d['share_above_tolerance']:.0%} of examples stayed above the completeness tolerance "
+            f"after {steps['max']} steps."
+        )
     return Section(
-        key=name, title="Explanations", tables=tables, figures=figures, notes=notes,
+        key=name,
+        title="Explanations",
+        tables=tables,
+        figures=figures,
+        notes=notes,
         heatmaps=[heatmap(r) for r in result.attribution_records()],
         intro=f"Integrated gradients ({s['output']} of the {s['target']} class) over the words of "
-              f"{s['n_examples']} examples; hover a word for its score.",
+        f"{s['n_examples']} examples; hover a word for its score.",
     )

@@ -20,13 +20,20 @@ def _bars(slice_name: str, groups: dict[str, dict[str, Any]]) -> dict[str, Any]:
     for key, label in BAR_RATES.items():
         values = [groups[g].get(key) for g in names]
         cis = [groups[g]["ci"].get(key) for g in names]
-        fig.add_trace(go.Bar(
-            name=label, x=names, y=values,
-            error_y={"type": "data", "symmetric": False,
-                     "array": [(c[1] - v) if c and v is not None else 0 for c, v in zip(cis, values, strict=True)],
-                     "arrayminus": [(v - c[0]) if c and v is not None else 0 for c, v in zip(cis, values, strict=True)]},
-            hovertext=[f"n={groups[g]['n']}, {groups[g]['status']}" for g in names],
-        ))
+        fig.add_trace(
+            go.Bar(
+                name=label,
+                x=names,
+                y=values,
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [(c[1] - v) if c and v is not None else 0 for c, v in zip(cis, values, strict=True)],
+                    "arrayminus": [(v - c[0]) if c and v is not None else 0 for c, v in zip(cis, values, strict=True)],
+                },
+                hovertext=[f"n={groups[g]['n']}, {groups[g]['status']}" for g in names],
+            )
+        )
     fig.update_layout(title=f"Rates by {slice_name} (95% intervals)", barmode="group", yaxis_range=[0, 1])
     return figure_json(fig)
 
@@ -42,33 +49,99 @@ def fairness_section(name: str, result: AuditorResult, gates: list[GateResult]) 
             gate = gate_of.get(f"fairness.{metric}[{slice_name}]")
             verdict = f"{gate.status} ({gate.op} {gate.threshold:g})" if gate else ""
             note = values.get(f"{metric}_reason", "")
-            rows.append([slice_name, metric, values.get(metric), interval(values["ci"].get(metric)),
-                         ", ".join(values["groups_compared"][metric]), verdict, gate.source if gate else "", note])
+            rows.append(
+                [
+                    slice_name,
+                    metric,
+                    values.get(metric),
+                    interval(values["ci"].get(metric)),
+                    ", ".join(values["groups_compared"][metric]),
+                    verdict,
+                    gate.source if gate else "",
+                    note,
+                ]
+            )
     disparity_table = Table(
-        ["slice", "disparity", "value", "95% CI", "groups compared", "gate", "rule source", "note"], rows,
+        ["slice", "disparity", "value", "95% CI", "groups compared", "gate", "rule source", "note"],
+        rows,
         caption=f"Disparities ({s['method'].replace('_', ' ')}; {s['n_boot']} bootstrap resamples)",
     )
     group_rows = []
     notes = []
     for slice_name, groups in s["by_group"].items():
         for group, g in groups.items():
-            group_rows.append([slice_name, group, g["n"], g.get("base_rate"), g.get("selection_rate"), g.get("tpr"),
-                               g.get("fpr"), g.get("precision"), g.get("accuracy"), g.get("roc_auc"), g["status"]])
+            group_rows.append(
+                [
+                    slice_name,
+                    group,
+                    g["n"],
+                    g.get("base_rate"),
+                    g.get("selection_rate"),
+                    g.get("tpr"),
+                    g.get("fpr"),
+                    g.get("precision"),
+                    g.get("accuracy"),
+                    g.get("roc_auc"),
+                    g["status"],
+                ]
+            )
             for rate, why in g.get("insufficient", {}).items():
                 scope = "left out of every disparity" if rate == "all" else f"left out of {rate}-based disparities"
                 notes.append(f"{slice_name} = {group}: {why}; {scope}.")
     group_table = Table(
-        ["slice", "group", "n", "base rate", "selection rate", "TPR", "FPR", "precision", "accuracy", "ROC AUC",
-         "status"], group_rows, caption="Per-group rates (intervals in summary.json and the charts)",
+        [
+            "slice",
+            "group",
+            "n",
+            "base rate",
+            "selection rate",
+            "TPR",
+            "FPR",
+            "precision",
+            "accuracy",
+            "ROC AUC",
+            "status",
+        ],
+        group_rows,
+        caption="Per-group rates (intervals in summary.json and the charts)",
     )
     tables = [disparity_table, group_table]
     if s["counterfactual"]:
-        swap_rows = [[swap, c["n"], c["flip_rate"], interval(c["ci"].get("flip_rate")), c["mean_abs_score_change"],
-                      interval(c["ci"].get("mean_abs_score_change")), number(c["mean_score_change"]),
-                      c.get("reason") or ""] for swap, c in s["counterfactual"].items()]
-        tables.append(Table(["swap", "texts changed", "flip rate", "95% CI", "mean |score change|", "95% CI",
-                             "mean score change", "note"], swap_rows,
-                            caption="Counterfactual swaps: each test text edited and scored again"))
-    return Section(key=name, title="Fairness", tables=tables, figures=figures, notes=notes,
-                   intro=f"Groups smaller than {s['min_group_size']} rows, or with fewer than {s['min_class_size']} "
-                         "positives, negatives or predicted positives for a rate, are reported but not compared.")
+        swap_rows = [
+            [
+                swap,
+                c["n"],
+                c["flip_rate"],
+                interval(c["ci"].get("flip_rate")),
+                c["mean_abs_score_change"],
+                interval(c["ci"].get("mean_abs_score_change")),
+                number(c["mean_score_change"]),
+                c.get("reason") or "",
+            ]
+            for swap, c in s["counterfactual"].items()
+        ]
+        tables.append(
+            Table(
+                [
+                    "swap",
+                    "texts changed",
+                    "flip rate",
+                    "95% CI",
+                    "mean |score change|",
+                    "95% CI",
+                    "mean score change",
+                    "note",
+                ],
+                swap_rows,
+                caption="Counterfactual swaps: each test text edited and scored again",
+            )
+        )
+    return Section(
+        key=name,
+        title="Fairness",
+        tables=tables,
+        figures=figures,
+        notes=notes,
+        intro=f"Groups smaller than {s['min_group_size']} rows, or with fewer than {s['min_class_size']} "
+        "positives, negatives or predicted positives for a rate, are reported but not compared.",
+    )

@@ -1,0 +1,126 @@
+"""Privacy runs on the MiniLM credit setting, side by side:
+(a) DP step time / non-private step time on the same trainable part and batch, for Opacus'
+    hooks and ghost clipping; (b) the credit sweep (3 epsilons + reference) with and without
+    activation caching."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from opacus import PrivacyEngine
+
+from auditkit.adapters.hf_text import _open, resolve_base
+from auditkit.config_file import load_config
+from auditkit.privacy.runs import RunSettings, train_run
+from auditkit.privacy.trainable import text_trainable
+from auditkit.progress import SILENT
+from auditkit.runner import prepare
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = 10
+
+
+def step_times(trainable, batch_size: int) -> dict:
+    batch = trainable.train.collate([trainable.train.dataset[i] for i in range(batch_size)])
+    *inputs, labels = batch
+    out = {}
+    for mode in ("non-private", "hooks", "ghost"):
+        model = trainable.fresh()
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+        criterion = torch.nn.CrossEntropyLoss()
+        if mode != "non-private":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                engine = PrivacyEngine()
+                loader = trainable.train.loader(batch_size, 0)
+                made = engine.make_private(
+                    module=model,
+                    optimizer=optimizer,
+                    data_loader=loader,
+                    noise_multiplier=1.0,
+                    max_grad_norm=1.0,
+                    grad_sample_mode=mode,
+                    criterion=criterion,
+                )
+            model, optimizer = made[0], made[1]
+            if mode == "ghost":
+                criterion = made[2]
+        times = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(STEPS + 2):
+                started = time.perf_counter()
+                optimizer.zero_grad()
+                loss = criterion(model(*inputs), labels)
+                loss.backward()
+                optimizer.step()
+                times.append(time.perf_counter() - started)
+        out[mode] = sorted(times[2:])[len(times[2:]) // 2]  # median after warm-up
+    return {
+        "median_step_s": {k: round(v, 4) for k, v in out.items()},
+        "dp_over_non_private": {m: round(out[m] / out["non-private"], 3) for m in ("hooks", "ghost")},
+        "target": 1.3,
+        "batch": batch_size,
+    }
+
+
+def sweep_seconds(config, prepared, base, cache: bool, top_layers: int, epochs: int) -> float:
+    adapter = prepared.adapter
+    started = time.perf_counter()
+    trainable = text_trainable(
+        base,
+        adapter.tokenizer,
+        prepared.data,
+        adapter.max_length,
+        top_layers,
+        config.seed,
+        adapter.device,
+        SILENT,
+        cache=cache,
+    )
+    settings = RunSettings(epochs, 5e-3, 64, 1.0, 1 / 7000, "rdp", 64, "hooks", config.seed)
+    for eps in (None, 1.0, 3.0, 8.0):
+        train_run(trainable, settings, eps, adapter.device, SILENT)
+    return time.perf_counter() - started
+
+
+def run() -> dict:
+    config = load_config(ROOT / "audits" / "credit_risk.yaml")
+    prepared = prepare(config, SILENT)
+    negative, positive = prepared.data.label_names
+    _, base = _open(
+        resolve_base(config.model.build.base),
+        "base",
+        num_labels=2,
+        id2label={0: negative, 1: positive},
+        label2id={negative: 0, positive: 1},
+    )
+    trainable = text_trainable(
+        base,
+        prepared.adapter.tokenizer,
+        prepared.data,
+        prepared.adapter.max_length,
+        1,
+        config.seed,
+        prepared.adapter.device,
+        SILENT,
+    )
+    steps = step_times(trainable, 64)
+    top = config.auditors.privacy.train_top_layers
+    cached = sweep_seconds(config, prepared, base, True, top, 2)
+    uncached = sweep_seconds(config, prepared, base, False, top, 2)
+    return {
+        "what": "Opacus DP cost on the credit MiniLM setting",
+        "a_step_time_top_1_layer": steps,
+        "b_sweep_3_epsilons_plus_reference": {
+            "train_top_layers": top,
+            "epochs": 2,
+            "cached_s": round(cached, 1),
+            "uncached_s": round(uncached, 1),
+            "speedup": round(uncached / cached, 2),
+            "target": 3.0,
+        },
+    }
