@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast bench lint clean
+.PHONY: install demo test test-fast bench lint screenshot clean
 
 install: $(VENV)/.installed
 
@@ -30,9 +30,12 @@ test-fast: install
 bench: install
 	$(BIN)/python -m benchmarks
 
+screenshot: install
+	$(BIN)/python tools/screenshot.py reports/credit_risk/report.html reports/credit_risk.png
+
 lint: install
-	$(BIN)/ruff check auditkit tests benchmarks audits
-	$(BIN)/ruff format --check auditkit tests benchmarks audits
+	$(BIN)/ruff check auditkit tests benchmarks audits tools
+	$(BIN)/ruff format --check auditkit tests benchmarks audits tools
 
 clean:
 	rm -rf reports/* models/ .pytest_cache

@@ -113,3 +113,22 @@ class AuditResult:
     @property
     def exit_code(self) -> int:
         return 1 if self.verdict == "fail" else 0
+
+    # Notebook API: the same writers the CLI uses.
+    def to_json(self) -> str:
+        from auditkit.report.summary import dumps
+
+        return dumps(self)
+
+    def to_markdown(self) -> str:
+        from auditkit.report.markdown import to_markdown
+
+        return to_markdown(self)
+
+    def to_html(self) -> str:
+        from auditkit.report.html import render
+
+        return render(self)
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()

@@ -91,3 +91,14 @@ def test_shipped_audits_are_valid():
         config = load_config(ROOT / "audits" / name)
         assert config.data.path.is_file()
         assert "performance" in config.auditor_order
+
+
+def test_committed_baseline_matches_the_credit_audit():
+    import json
+
+    from tests.conftest import ROOT
+
+    config = load_config(ROOT / "audits" / "credit_risk.yaml")
+    baseline = json.loads((ROOT / "audits/baselines/credit_risk/summary.json").read_text())
+    assert [g["id"] for g in baseline["gates"]] == [g.metric for g in config.gates]
+    assert (ROOT / "audits/baselines/credit_risk/predictions.csv").is_file()

@@ -197,6 +197,15 @@ def test_notebook_api_returns_the_typed_result(workspace):
     result = auditkit.run(workspace / "audit.yaml", write=False)
     assert isinstance(result, AuditResult)
     assert result.auditors["performance"].metrics["n"] == 72
+    out = workspace / "out"
+    assert run(workspace, "--out", str(out)).exit_code == 0
+    written = strict_json(out / "summary.json")
+    rendered = json.loads(result.to_json())
+    for s in (written, rendered):
+        s.pop("provenance")
+    assert rendered == written  # the same writer as the CLI
+    assert result.to_markdown().startswith("## auditkit · tiny")
+    assert result.to_html().startswith("<!DOCTYPE html>")
 
 
 def test_third_party_plugin_registers_through_entry_points(workspace, tmp_path):

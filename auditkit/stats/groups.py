@@ -175,7 +175,15 @@ def _disparity(
     low, high = percentile_intervals(series[1:, None], rules.confidence)[0]
     if np.isnan(low):
         return Estimate(float(series[0]), None, "interval withheld: undefined in over 1% of bootstrap resamples")
-    return Estimate(float(series[0]), (float(low), float(high)))
+    value = float(series[0])
+    if not low <= value <= high:  # max |difference| is biased upward near 0; say so rather than hide it
+        return Estimate(
+            value,
+            (float(low), float(high)),
+            "the estimate lies outside its percentile interval: "
+            "a largest-absolute-difference statistic is biased upward when groups are close",
+        )
+    return Estimate(value, (float(low), float(high)))
 
 
 def _estimate(value: float, bounds: np.ndarray, name: str) -> Estimate:
