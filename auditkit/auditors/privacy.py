@@ -43,16 +43,6 @@ class PrivacySettings(StrictModel):
     min_group_size: int = Field(30, ge=1)
 
 
-class AttackSummary(BaseModel):
-    auc: float
-    tpr_at_fpr: dict[str, float]
-    epsilon_lower_bound: float
-    epsilon_lower_bound_ceiling: float
-    n_members: int
-    n_nonmembers: int
-    roc: dict[str, list[float]]
-
-
 class PrivacyRun(BaseModel):
     target_epsilon: float | None
     epsilon: float | None
@@ -67,7 +57,7 @@ class PrivacyRun(BaseModel):
     metrics: dict[str, Any]
     by_group: dict[str, dict[str, dict[str, float | None]]]
     fairness_cost: dict[str, dict[str, Any]]
-    mia: AttackSummary
+    mia: AttackResult
     flags: list[str] = Field(default_factory=list)
 
 
@@ -76,7 +66,7 @@ class PrivacyResult(AuditorResult):
     delta: float
     runs: list[PrivacyRun]
     non_private: PrivacyRun
-    audited_model: dict[str, AttackSummary]
+    audited_model: dict[str, AttackResult]
 
     def metric_values(self) -> dict[str, MetricValue]:
         audited = self.audited_model["mia"]
@@ -97,6 +87,11 @@ class PrivacyResult(AuditorResult):
                         value, tuple(ci) if ci else None, changes.get(f"{key}_reason")
                     )
         return out
+
+
+def default_delta(settings: PrivacySettings, n_train: int) -> float:
+    """The configured delta, or 1 / (10 N): comfortably below 1/N, as DP practice asks."""
+    return settings.delta if settings.delta is not None else 1.0 / (10 * n_train)
 
 
 class PrivacyAuditor(Auditor[PrivacySettings]):
@@ -126,7 +121,7 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
     def run(self, context: AuditContext) -> PrivacyResult:
         s = self.settings
         data = context.data
-        delta = s.delta if s.delta is not None else 1.0 / (10 * len(data.train))
+        delta = default_delta(s, len(data.train))
         trainable = self._trainable(context)
         run_settings = RunSettings(
             s.epochs,
@@ -163,7 +158,7 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
             delta=delta,
             runs=runs,
             non_private=non_private,
-            audited_model={"mia": _attack(audited)},
+            audited_model={"mia": audited},
         )
 
     def _trainable(self, context: AuditContext) -> Trainable:
@@ -236,7 +231,7 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
                 cost[name] = entry
         train_loss = cross_entropy(_softmax_of_label(outcome.train_logits, data.train.y))
         test_loss = cross_entropy(_softmax_of_label(outcome.test_logits, data.test.y))
-        attack = loss_attack(train_loss[members], test_loss[nonmembers], s.delta or 1.0 / (10 * len(data.train)))
+        attack = loss_attack(train_loss[members], test_loss[nonmembers], default_delta(s, len(data.train)))
         flags = []
         if outcome.epsilon is not None and attack.epsilon_lower_bound > outcome.epsilon:
             flags.append(
@@ -247,7 +242,7 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
         return PrivacyRun(
             target_epsilon=outcome.target_epsilon,
             epsilon=outcome.epsilon,
-            delta=s.delta or 1.0 / (10 * len(data.train)),
+            delta=default_delta(s, len(data.train)),
             noise_multiplier=outcome.noise_multiplier,
             sample_rate=outcome.sample_rate,
             steps=outcome.steps,
@@ -258,7 +253,7 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
             metrics=headline_metrics(test_p.y_true, test_p.y_pred, test_p.scores),
             by_group=by_group,
             fairness_cost=cost,
-            mia=_attack(attack),
+            mia=attack,
             flags=flags,
         )
 
@@ -270,15 +265,3 @@ def _softmax_of_label(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def _probability_of_label(p: Predictions) -> np.ndarray:
     return np.where(p.y_true == 1, p.scores, 1 - p.scores)
-
-
-def _attack(result: AttackResult) -> AttackSummary:
-    return AttackSummary(
-        auc=result.auc,
-        tpr_at_fpr=result.tpr_at_fpr,
-        epsilon_lower_bound=result.epsilon_lower_bound,
-        epsilon_lower_bound_ceiling=result.epsilon_lower_bound_ceiling,
-        n_members=result.n_members,
-        n_nonmembers=result.n_nonmembers,
-        roc=result.roc,
-    )

@@ -9,24 +9,22 @@ false-positive and false-negative rates give a lower bound on epsilon that any
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
+from pydantic import BaseModel
 from scipy import stats
 from sklearn import metrics as skm
 
 FPR_LEVELS = (0.01, 0.001)
 
 
-@dataclass
-class AttackResult:
+class AttackResult(BaseModel):
     auc: float
     tpr_at_fpr: dict[str, float]
     epsilon_lower_bound: float
     epsilon_lower_bound_ceiling: float
     n_members: int
     n_nonmembers: int
-    roc: dict[str, list[float]] = field(default_factory=dict)
+    roc: dict[str, list[float]] = {}
 
 
 def cross_entropy(probability_of_label: np.ndarray) -> np.ndarray:
@@ -65,11 +63,11 @@ def loss_attack(member_loss: np.ndarray, nonmember_loss: np.ndarray, delta: floa
     ceiling = epsilon_bound(clopper_pearson_upper(np.zeros(1), n_n), clopper_pearson_upper(np.zeros(1), n_m), delta)
     keep = np.unique(np.geomspace(1, len(fpr), num=min(len(fpr), 120)).astype(int) - 1)
     return AttackResult(
-        auc,
-        tpr_at,
-        float(max(bound.max(), 0.0)),
-        float(ceiling[0]),
-        n_m,
-        n_n,
-        {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist()},
+        auc=auc,
+        tpr_at_fpr=tpr_at,
+        epsilon_lower_bound=float(max(bound.max(), 0.0)),
+        epsilon_lower_bound_ceiling=float(ceiling[0]),
+        n_members=n_m,
+        n_nonmembers=n_n,
+        roc={"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist()},
     )

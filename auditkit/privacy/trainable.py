@@ -92,8 +92,8 @@ class FrozenBottom(torch.nn.Module):
 
     def __init__(self, model: torch.nn.Module, k: int, pooling: str = "pooler") -> None:
         super().__init__()
-        self.model, self.k = model.eval().requires_grad_(False), k
-        self.top = TopOfBert(model, k, pooling)
+        self.top = TopOfBert(model, k, pooling)  # copies the top before the bottom is frozen
+        self.model, self.k = copy.deepcopy(model).eval().requires_grad_(False), k
 
     def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

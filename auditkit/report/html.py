@@ -25,6 +25,32 @@ GLOSSARY = {
     "ROC AUC": "Probability that a random positive row scores higher than a random negative row (0.5 = chance).",
     "expected calibration error": "Average gap between the predicted probability and the observed positive rate, "
     "weighted by how many rows fall in each score bin.",
+    "selection rate": "Share of a group that receives the favourable prediction.",
+    "true / false positive rate (TPR, FPR)": "Among the group's truly favourable rows, the share predicted "
+    "favourable (TPR); among its truly unfavourable rows, the share wrongly predicted favourable (FPR).",
+    "demographic parity difference / ratio": "Largest gap between the groups' selection rates, or the smallest "
+    "selection rate divided by the largest. The four-fifths rule asks the ratio to be at least 0.8.",
+    "equalized odds difference / ratio": "The worse of the TPR and FPR gaps (or ratios) between groups.",
+    "equal opportunity difference": "Largest gap between the groups' true-positive rates.",
+    "insufficient group": "A group too small (min_group_size) or with too few positives, negatives or predicted "
+    "positives (min_class_size) for a rate: reported, but left out of the comparisons.",
+    "counterfactual flip rate": "Share of texts whose decision changes when words naming a group are swapped "
+    "(male for female, say) and nothing else.",
+    "integrated gradients": "How much each word moved the model's output from a neutral baseline text (PAD tokens) "
+    "to the real one; the scores add up to that total change (completeness).",
+    "relative completeness error": "How far the attributions' sum is from F(x) − F(baseline), relative to that "
+    "change; more integration steps make it smaller.",
+    "comprehensiveness / sufficiency (AOPC)": "How much the predicted-class probability drops when the top-ranked "
+    "words are removed (higher is better), or when only they are kept (lower is better), averaged over 1–50%.",
+    "protected attribution share": "Share of the absolute attribution that falls on words naming a sensitive "
+    "attribute.",
+    "epsilon, delta (differential privacy)": "The privacy budget: smaller epsilon means any one training row can "
+    "change what the model learns less; delta is the small probability that the bound fails.",
+    "membership inference AUC": "How well an attacker tells training rows from held-out rows by their loss "
+    "(0.5 = no better than chance).",
+    "empirical epsilon lower bound": "The smallest epsilon consistent with the attack's measured error rates "
+    "(95% Clopper–Pearson); no training run can be more private than this bound.",
+    "95% interval": "A range that covers the true value in 95% of repeated samples (bootstrap, or DeLong for AUC).",
     "gate": "A rule on one metric. With an interval it passes only if the whole interval meets the threshold; "
     "an interval that straddles the threshold is inconclusive.",
 }
