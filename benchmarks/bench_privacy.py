@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from opacus import PrivacyEngine
 
-from auditkit.adapters.hf_text import _open, resolve_base
+from auditkit.adapters.hf_text import open_model_folder, resolve_base
 from auditkit.config_file import load_config
 from auditkit.privacy.runs import RunSettings, train_run
 from auditkit.privacy.trainable import text_trainable
@@ -91,7 +91,7 @@ def run() -> dict:
     config = load_config(ROOT / "audits" / "credit_risk.yaml")
     prepared = prepare(config, SILENT)
     negative, positive = prepared.data.label_names
-    _, base = _open(
+    _, base = open_model_folder(
         resolve_base(config.model.build.base),
         "base",
         num_labels=2,

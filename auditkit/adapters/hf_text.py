@@ -146,7 +146,8 @@ def check_model_folder(path: Path, key: str = "model.path") -> None:
         raise AuditError(f"{key} {path}: no .safetensors weights{found}; auditkit never loads pickled weights")
 
 
-def _open(path: Path, key: str, **kwargs: Any) -> tuple[Any, Any]:
+def open_model_folder(path: Path, key: str, **kwargs: Any) -> tuple[Any, Any]:
+    """Tokenizer and classifier from a safe local folder (safetensors, no remote code); AuditError otherwise."""
     check_model_folder(path, key)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, **SAFE)
@@ -189,7 +190,7 @@ class HfTextAdapter(ModelAdapter):
             raise AuditError(
                 f"model.path {path}: the model has {model_config.num_labels} labels; auditkit audits binary classifiers"
             )
-        tokenizer, model = _open(path, "model.path")
+        tokenizer, model = open_model_folder(path, "model.path")
         index = config.positive_index
         if index is None:
             names = {str(v).lower(): int(k) for k, v in (model_config.id2label or {}).items()}
@@ -204,7 +205,7 @@ class HfTextAdapter(ModelAdapter):
         assert settings is not None
         seed_everything(seed)
         negative, positive = data.label_names
-        tokenizer, model = _open(
+        tokenizer, model = open_model_folder(
             resolve_base(settings.base),
             "model.build.base",
             num_labels=2,

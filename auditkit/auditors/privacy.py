@@ -164,11 +164,11 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
     def _trainable(self, context: AuditContext) -> Trainable:
         s, adapter = self.settings, context.adapter
         if adapter.input_kind == "text":
-            from auditkit.adapters.hf_text import _open, resolve_base
+            from auditkit.adapters.hf_text import open_model_folder, resolve_base
 
             spec = s.base or context.config.model.build.base
             negative, positive = context.data.label_names
-            _, base = _open(
+            _, base = open_model_folder(
                 resolve_base(spec),
                 "auditors.privacy.base",
                 num_labels=2,
