@@ -1,6 +1,6 @@
 """Privacy runs on the MiniLM credit setting, side by side:
 (a) DP step time / non-private step time on the same trainable part and batch, for Opacus'
-    hooks and ghost clipping; (b) the credit sweep (3 epsilons + reference) with and without
+    hooks, ghost clipping and expanded weights (ew); (b) the credit sweep (3 epsilons + reference) with and without
     activation caching."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def step_times(trainable, batch_size: int) -> dict:
     batch = trainable.train.collate([trainable.train.dataset[i] for i in range(batch_size)])
     *inputs, labels = batch
     out = {}
-    for mode in ("non-private", "hooks", "ghost"):
+    for mode in ("non-private", "hooks", "ghost", "ew"):
         model = trainable.fresh()
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
         criterion = torch.nn.CrossEntropyLoss()
@@ -61,7 +61,7 @@ def step_times(trainable, batch_size: int) -> dict:
         out[mode] = sorted(times[2:])[len(times[2:]) // 2]  # median after warm-up
     return {
         "median_step_s": {k: round(v, 4) for k, v in out.items()},
-        "dp_over_non_private": {m: round(out[m] / out["non-private"], 3) for m in ("hooks", "ghost")},
+        "dp_over_non_private": {m: round(out[m] / out["non-private"], 3) for m in ("hooks", "ghost", "ew")},
         "target": 1.3,
         "batch": batch_size,
     }
@@ -81,7 +81,7 @@ def sweep_seconds(config, prepared, base, cache: bool, top_layers: int, epochs: 
         SILENT,
         cache=cache,
     )
-    settings = RunSettings(epochs, 5e-3, 64, 1.0, 1 / 7000, "rdp", 64, "hooks", config.seed)
+    settings = RunSettings(epochs, 5e-3, 64, 1.0, 1 / 7000, "rdp", 64, "ew", config.seed)
     for eps in (None, 1.0, 3.0, 8.0):
         train_run(trainable, settings, eps, adapter.device, SILENT)
     return time.perf_counter() - started

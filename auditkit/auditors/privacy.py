@@ -37,7 +37,9 @@ class PrivacySettings(StrictModel):
         "pooler", description="Text models: the [CLS] pooler as in the audited model, or mean of token states."
     )
     base: str | None = Field(None, description="Text models: base model for the runs; default model.build.base.")
-    grad_sample_mode: Literal["hooks", "ghost"] = "hooks"
+    grad_sample_mode: Literal["hooks", "ghost", "ew"] = Field(
+        "ew", description="Opacus per-sample gradients: ew (expanded weights, fastest here), hooks or ghost clipping."
+    )
     cache_activations: bool = True
     n_boot: int = Field(1000, ge=50)
     min_group_size: int = Field(30, ge=1)
