@@ -69,6 +69,16 @@ def test_gate_metric_must_name_a_configured_auditor(tmp_path):
         load_config(write_config(tmp_path, raw))
 
 
+def test_explain_steps_must_be_on_the_schedule(tmp_path):
+    raw = base_config("d.csv", "m")
+    raw["auditors"]["explain"] = {"start_steps": 20}
+    with pytest.raises(AuditError, match="start_steps.*must be one of"):
+        load_config(write_config(tmp_path, raw))
+    raw["auditors"]["explain"] = {"start_steps": 64, "max_steps": 32}
+    with pytest.raises(AuditError, match="max_steps must be at least start_steps"):
+        load_config(write_config(tmp_path, raw))
+
+
 def test_schema_lists_every_section_and_adapter():
     schema = json_schema()
     assert {"name", "data", "model", "auditors", "gates"} <= set(schema["properties"])

@@ -13,7 +13,7 @@ from auditkit.adapters.hf_text import HfTextAdapter, HfTextConfig
 from auditkit.auditors.explain import stratified_sample
 from auditkit.cli import app
 from auditkit.config import DataConfig
-from auditkit.explain.common import Attribution, length_buckets
+from auditkit.explain.common import STEP_SCHEDULE, Attribution, adaptive_steps, length_buckets
 from auditkit.explain.text_ig import TextIG
 from auditkit.explain.views import ProtectedTerms, protected_shares, top_units
 from auditkit.progress import SILENT
@@ -38,15 +38,38 @@ def predicted_targets(adapter, texts):
     return logits.argmax(axis=1).tolist()
 
 
-def test_completeness_within_tolerance(adapter, texts):
+@pytest.mark.parametrize("quadrature", ["midpoint", "gauss_legendre"])
+def test_completeness_within_tolerance(adapter, texts, quadrature):
     targets = predicted_targets(adapter, texts)
-    result = TextIG(adapter).attribute([str(i) for i in range(len(texts))], texts, targets, None, 0.01, SILENT)
+    ig = TextIG(adapter, quadrature=quadrature)
+    result = ig.attribute([str(i) for i in range(len(texts))], texts, targets, None, 0.01, SILENT)
     for a in result:
         assert a.relative_delta <= 0.01 or a.steps == 256
         change = a.f_input - a.f_baseline
         assert abs(a.total - change) <= 0.01 * abs(change) + 1e-9 or a.steps == 256
     assert np.mean([a.relative_delta <= 0.01 for a in result]) == 1.0
     assert min(a.steps for a in result) == 16  # adaptive: easy examples stop early
+
+
+def test_weights_stay_trainable_after_attribution(adapter, texts):
+    flags = [p.requires_grad for p in adapter.model.parameters()]
+    TextIG(adapter).attribute(["0"], texts[:1], [1], None, 1.0, SILENT, schedule=[16])
+    assert [p.requires_grad for p in adapter.model.parameters()] == flags
+
+
+def test_only_examples_above_tolerance_are_redone_at_the_next_step_count():
+    calls = []
+    needed = np.array([16, 24, 48, 16])  # the step count at which each example first meets tolerance
+
+    def attribute_at(pending, steps):
+        calls.append((steps, pending.tolist()))
+        return np.where(needed[pending] <= steps, 0.001, 0.5)
+
+    done = []
+    steps, deltas = adaptive_steps(4, STEP_SCHEDULE, 0.01, attribute_at, done.append)
+    assert calls == [(16, [0, 1, 2, 3]), (24, [1, 2]), (32, [2]), (48, [2])]
+    assert steps.tolist() == [16, 24, 48, 16] and (deltas <= 0.01).all()
+    assert sum(done) == 4
 
 
 def test_the_word_the_model_relies_on_gets_the_largest_attribution(adapter, texts):

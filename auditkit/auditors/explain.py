@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.config import AuditConfigBase, StrictModel
@@ -26,9 +26,28 @@ class ExplainSettings(StrictModel):
     output: Literal["logit", "probability"] = Field("logit", description="What the attributions add up to.")
     baseline_token: Literal["pad", "mask", "unk"] = "pad"
     tolerance: float = Field(0.01, gt=0, description="Largest relative completeness error accepted.")
-    start_steps: Literal[16, 32, 64] = Field(16, description="Steps every example starts with.")
-    max_steps: Literal[16, 32, 64, 128, 256] = 256
-    token_budget: int = Field(8192, ge=256, description="Tokens per forward/backward pass (memory bound).")
+    quadrature: Literal["midpoint", "gauss_legendre"] = Field(
+        "midpoint", description="Quadrature along the path (Captum's riemann_middle or gausslegendre)."
+    )
+    start_steps: int = Field(16, description=f"Steps every example starts with, one of {list(STEP_SCHEDULE)}.")
+    max_steps: int = Field(256, description=f"Most steps an example escalates to, one of {list(STEP_SCHEDULE)}.")
+    token_budget: int | None = Field(
+        None, ge=256, description="Tokens per forward/backward pass; default 2048 on CPU, 16384 on CUDA."
+    )
+
+    @field_validator("start_steps", "max_steps")
+    @classmethod
+    def _on_schedule(cls, value: int) -> int:
+        if value not in STEP_SCHEDULE:
+            raise ValueError(f"must be one of {list(STEP_SCHEDULE)}")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ExplainSettings:
+        if self.max_steps < self.start_steps:
+            raise ValueError("max_steps must be at least start_steps")
+        return self
+
     protected_words: dict[str, ProtectedTerms] = Field(
         default_factory=dict, description="Per sensitive feature, the words that name it."
     )
@@ -129,14 +148,18 @@ class ExplainAuditor(Auditor[ExplainSettings]):
             from auditkit.explain.text_ig import TextIG
 
             engine: Any = TextIG(
-                adapter, target_output=s.output, baseline_token=s.baseline_token, token_budget=s.token_budget
+                adapter,
+                target_output=s.output,
+                baseline_token=s.baseline_token,
+                token_budget=s.token_budget,
+                quadrature=s.quadrature,
             )
             texts: list[str | None] = [test.texts[i] for i in chosen]
             attributions = engine.attribute(ids, texts, targets, f_inputs, s.tolerance, context.progress, schedule)
         else:
             from auditkit.explain.tabular_ig import TabularIG
 
-            engine = TabularIG(adapter, context.data.train.frame, target_output=s.output)
+            engine = TabularIG(adapter, context.data.train.frame, target_output=s.output, quadrature=s.quadrature)
             texts = [None] * len(chosen)
             attributions = engine.attribute(
                 ids, test.frame.iloc[chosen], targets, f_inputs, s.tolerance, context.progress, schedule
@@ -192,6 +215,7 @@ class ExplainAuditor(Auditor[ExplainSettings]):
             output=s.output,
             tolerance=s.tolerance,
             steps={
+                "quadrature": s.quadrature,
                 "mean": float(steps.mean()),
                 "max": int(steps.max()),
                 "histogram": {

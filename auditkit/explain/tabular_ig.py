@@ -1,6 +1,6 @@
 """Integrated Gradients for ``torch-tabular`` models: feature-level attributions.
 
-Captum's IntegratedGradients on the encoded feature vector, Gauss-Legendre quadrature,
+Captum's IntegratedGradients on the encoded feature vector (midpoint or Gauss-Legendre quadrature),
 the mean training encoding as baseline, adaptive steps; one-hot columns are summed back
 into the feature they encode.
 """
@@ -15,7 +15,14 @@ import torch
 from captum.attr import IntegratedGradients
 
 from auditkit.adapters.torch_tabular import TorchTabularAdapter
-from auditkit.explain.common import STEP_SCHEDULE, Attribution, relative_delta
+from auditkit.explain.common import (
+    CAPTUM_METHODS,
+    STEP_SCHEDULE,
+    Attribution,
+    adaptive_steps,
+    input_gradients_only,
+    relative_delta,
+)
 from auditkit.progress import ProgressReporter
 
 
@@ -27,11 +34,13 @@ class TabularIG:
         *,
         target_output: str = "logit",
         rows_per_forward: int = 65536,
+        quadrature: str = "midpoint",
     ) -> None:
         self.adapter = adapter
         self.model = adapter.model
         self.target_output = target_output
         self.rows_per_forward = rows_per_forward
+        self.method = CAPTUM_METHODS[quadrature]
         self.baseline = adapter.encoding.transform(train_frame).mean(axis=0).astype(np.float32)
         self.columns: list[list[int]] = []
         start = 0
@@ -78,34 +87,28 @@ class TabularIG:
         f_in = f_inputs if f_inputs is not None else self.outputs(rows, targets)
         f_base = self.outputs(list(base), targets)
         scores = np.zeros((len(rows), len(self.names)))
-        steps_used = np.zeros(len(rows), dtype=int)
-        deltas = np.full(len(rows), np.inf)
-        pending = np.arange(len(rows))
         device = self.adapter.device
-        with progress.task("Integrated gradients", total=len(rows)) as advance:
-            for steps in schedule:
-                if len(pending) == 0:
-                    break
-                encoded = (
-                    self.ig.attribute(
-                        torch.from_numpy(x[pending]).to(device),
-                        baselines=torch.from_numpy(base[pending]).to(device),
-                        target=torch.as_tensor(np.asarray(targets)[pending], device=device),
-                        n_steps=steps,
-                        method="gausslegendre",
-                        internal_batch_size=max(len(pending), self.rows_per_forward // steps),
-                    )
-                    .detach()
-                    .cpu()
-                    .double()
-                    .numpy()
+
+        def attribute_at(pending: np.ndarray, steps: int) -> np.ndarray:
+            encoded = (
+                self.ig.attribute(
+                    torch.from_numpy(x[pending]).to(device),
+                    baselines=torch.from_numpy(base[pending]).to(device),
+                    target=torch.as_tensor(np.asarray(targets)[pending], device=device),
+                    n_steps=steps,
+                    method=self.method,
+                    internal_batch_size=max(len(pending), self.rows_per_forward // steps),
                 )
-                scores[pending] = np.stack([encoded[:, cols].sum(axis=1) for cols in self.columns], axis=1)
-                steps_used[pending] = steps
-                deltas[pending] = relative_delta(scores[pending].sum(axis=1), f_in[pending], f_base[pending])
-                advance(int((deltas[pending] <= tolerance).sum()))
-                pending = pending[deltas[pending] > tolerance]
-            advance(len(pending))
+                .detach()
+                .cpu()
+                .double()
+                .numpy()
+            )
+            scores[pending] = np.stack([encoded[:, cols].sum(axis=1) for cols in self.columns], axis=1)
+            return relative_delta(scores[pending].sum(axis=1), f_in[pending], f_base[pending])
+
+        with progress.task("Integrated gradients", total=len(rows)) as advance, input_gradients_only(self.model):
+            steps_used, deltas = adaptive_steps(len(rows), schedule, tolerance, attribute_at, advance)
         values = frame[self.names].astype(str).to_numpy()
         return [
             Attribution(

@@ -1,6 +1,6 @@
 """Integrated Gradients for ``hf-text`` models.
 
-Captum's LayerIntegratedGradients on the input embeddings, Gauss-Legendre quadrature,
+Captum's LayerIntegratedGradients on the input embeddings (midpoint or Gauss-Legendre quadrature),
 many examples x steps per forward/backward (bucketed by length, never padded to the
 maximum), and adaptive steps: every example starts cheap and only those whose
 completeness error is above tolerance are redone with more steps.
@@ -16,7 +16,16 @@ import torch
 from captum.attr import LayerIntegratedGradients
 
 from auditkit.adapters.hf_text import HfTextAdapter, pad
-from auditkit.explain.common import STEP_SCHEDULE, Attribution, length_buckets, relative_delta
+from auditkit.explain.common import (
+    CAPTUM_METHODS,
+    STEP_SCHEDULE,
+    Attribution,
+    adaptive_steps,
+    default_token_budget,
+    input_gradients_only,
+    length_buckets,
+    relative_delta,
+)
 from auditkit.progress import ProgressReporter
 
 
@@ -34,15 +43,17 @@ class TextIG:
         *,
         target_output: str = "logit",
         baseline_token: str = "pad",
-        token_budget: int = 8192,
+        token_budget: int | None = None,
         max_rows: int = 64,
+        quadrature: str = "midpoint",
     ) -> None:
         self.adapter = adapter
         self.model = adapter.model
         self.tokenizer = adapter.tokenizer
         self.target_output = target_output
-        self.token_budget = token_budget
+        self.token_budget = token_budget or default_token_budget(adapter.device)
         self.max_rows = max_rows
+        self.method = CAPTUM_METHODS[quadrature]
         token = {
             "pad": self.tokenizer.pad_token_id,
             "mask": self.tokenizer.mask_token_id,
@@ -111,35 +122,25 @@ class TextIG:
         baselines = [self.baseline_ids(r) for r in rows]
         f_in = f_inputs if f_inputs is not None else self.outputs(rows, targets)
         f_base = self.outputs(baselines, targets)
-        token_scores: list[np.ndarray | None] = [None] * len(rows)
-        steps_used = np.zeros(len(rows), dtype=int)
-        deltas = np.full(len(rows), np.inf)
-        pending = list(range(len(rows)))
-        with progress.task("Integrated gradients", total=len(rows)) as advance:
-            for steps in schedule:
-                if not pending:
-                    break
-                for bucket in length_buckets(
-                    [len(rows[i]) for i in pending],
-                    self.max_rows,
-                    max(self.token_budget // steps, max(len(rows[i]) for i in pending)),
-                ):
-                    members = [pending[i] for i in bucket]
-                    scores = self._attribute_bucket(
-                        [rows[i] for i in members],
-                        [baselines[i] for i in members],
-                        [targets[i] for i in members],
-                        steps,
-                    )
-                    for k, i in enumerate(members):
-                        token_scores[i] = scores[k, : len(rows[i])]
-                        steps_used[i] = steps
-                totals = np.array([token_scores[i].sum() for i in pending])
-                deltas[pending] = relative_delta(totals, f_in[pending], f_base[pending])
-                done = [i for i in pending if deltas[i] <= tolerance]
-                advance(len(done))
-                pending = [i for i in pending if deltas[i] > tolerance]
-            advance(len(pending))
+        token_scores: list[np.ndarray] = [np.zeros(len(r)) for r in rows]
+
+        def attribute_at(pending: np.ndarray, steps: int) -> np.ndarray:
+            for bucket in length_buckets(
+                [len(rows[i]) for i in pending],
+                self.max_rows,
+                max(self.token_budget // steps, max(len(rows[i]) for i in pending)),
+            ):
+                members = [int(pending[i]) for i in bucket]
+                scores = self._attribute_bucket(
+                    [rows[i] for i in members], [baselines[i] for i in members], [targets[i] for i in members], steps
+                )
+                for k, i in enumerate(members):
+                    token_scores[i] = scores[k, : len(rows[i])]
+            totals = np.array([token_scores[i].sum() for i in pending])
+            return relative_delta(totals, f_in[pending], f_base[pending])
+
+        with progress.task("Integrated gradients", total=len(rows)) as advance, input_gradients_only(self.model):
+            steps_used, deltas = adaptive_steps(len(rows), schedule, tolerance, attribute_at, advance)
         return [
             Attribution(
                 id=str(ids[i]),
@@ -168,7 +169,7 @@ class TextIG:
             target=torch.as_tensor(targets, device=device),
             additional_forward_args=(mask.to(device),),
             n_steps=steps,
-            method="gausslegendre",
+            method=self.method,
             internal_batch_size=internal,
         )
         return attributions.sum(dim=-1).detach().cpu().double().numpy()

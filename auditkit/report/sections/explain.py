@@ -48,7 +48,8 @@ def explain_section(name: str, result: AuditorResult, gates: list[GateResult]) -
     completeness = Table(
         ["examples", "mean steps", "max steps", "median relative error", "95th percentile", "share above tolerance"],
         [[s["n_examples"], steps["mean"], steps["max"], d["median"], d["p95"], d["share_above_tolerance"]]],
-        caption=f"Completeness: attributions must add up to F(x) − F(baseline) within {s['tolerance']:g}",
+        caption=f"Completeness: attributions must add up to F(x) − F(baseline) within {s['tolerance']:g} "
+        f"({steps.get('quadrature', 'midpoint').replace('_', '-')} quadrature, adaptive steps)",
     )
     faith = Table(
         ["", "comprehensiveness AOPC (higher is better)", "sufficiency AOPC (lower is better)"],
