@@ -1,6 +1,7 @@
 """Privacy runs on the MiniLM credit setting, side by side:
 (a) DP step time / non-private step time on the same trainable part and batch, for Opacus'
-    hooks, ghost clipping and expanded weights (ew); (b) the credit sweep (3 epsilons + reference) with and without
+    hooks, ghost clipping and expanded weights (ew), with glibc's default allocator and as a
+    privacy run sets it (auditkit.privacy.allocator); (b) the credit sweep (3 epsilons + reference) with and without
     activation caching."""
 
 from __future__ import annotations
@@ -9,62 +10,77 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from opacus import PrivacyEngine
 
 from auditkit.adapters.hf_text import open_model_folder, resolve_base
 from auditkit.config_file import load_config
+from auditkit.privacy.allocator import keep_freed_memory
 from auditkit.privacy.runs import RunSettings, train_run
 from auditkit.privacy.trainable import text_trainable
 from auditkit.progress import SILENT
 from auditkit.runner import prepare
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = 10
+ROUNDS = 10
+
+
+MODES = ("non-private", "hooks", "ghost", "ew")
 
 
 def step_times(trainable, batch_size: int) -> dict:
+    """Median step time per mode, the modes' steps interleaved round-robin so that every mode
+    sees the same machine conditions (a noisy neighbour slows all of them alike)."""
     batch = trainable.train.collate([trainable.train.dataset[i] for i in range(batch_size)])
     *inputs, labels = batch
-    out = {}
-    for mode in ("non-private", "hooks", "ghost", "ew"):
-        model = trainable.fresh()
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-        criterion = torch.nn.CrossEntropyLoss()
-        if mode != "non-private":
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                engine = PrivacyEngine()
-                loader = trainable.train.loader(batch_size, 0)
-                made = engine.make_private(
-                    module=model,
-                    optimizer=optimizer,
-                    data_loader=loader,
-                    noise_multiplier=1.0,
-                    max_grad_norm=1.0,
-                    grad_sample_mode=mode,
-                    criterion=criterion,
-                )
-            model, optimizer = made[0], made[1]
-            if mode == "ghost":
-                criterion = made[2]
-        times = []
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for _ in range(STEPS + 2):
+    steps = {mode: _stepper(trainable, mode, batch_size, inputs, labels) for mode in MODES}
+    times: dict[str, list[float]] = {mode: [] for mode in MODES}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for step in steps.values():  # warm-up
+            step()
+        for _ in range(ROUNDS):
+            for mode, step in steps.items():
                 started = time.perf_counter()
-                optimizer.zero_grad()
-                loss = criterion(model(*inputs), labels)
-                loss.backward()
-                optimizer.step()
-                times.append(time.perf_counter() - started)
-        out[mode] = sorted(times[2:])[len(times[2:]) // 2]  # median after warm-up
+                step()
+                times[mode].append(time.perf_counter() - started)
+    median = {mode: float(np.median(t)) for mode, t in times.items()}
     return {
-        "median_step_s": {k: round(v, 4) for k, v in out.items()},
-        "dp_over_non_private": {m: round(out[m] / out["non-private"], 3) for m in ("hooks", "ghost", "ew")},
+        "median_step_s": {k: round(v, 4) for k, v in median.items()},
+        "dp_over_non_private": {m: round(median[m] / median["non-private"], 3) for m in MODES[1:]},
         "target": 1.3,
         "batch": batch_size,
+        "rounds": ROUNDS,
     }
+
+
+def _stepper(trainable, mode: str, batch_size: int, inputs, labels):
+    model = trainable.fresh()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    criterion = torch.nn.CrossEntropyLoss()
+    if mode != "non-private":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            made = PrivacyEngine().make_private(
+                module=model,
+                optimizer=optimizer,
+                data_loader=trainable.train.loader(batch_size, 0),
+                noise_multiplier=1.0,
+                max_grad_norm=1.0,
+                grad_sample_mode=mode,
+                criterion=criterion,
+            )
+        model, optimizer = made[0], made[1]
+        if mode == "ghost":
+            criterion = made[2]
+
+    def step() -> None:
+        optimizer.zero_grad()
+        criterion(model(*inputs), labels).backward()
+        optimizer.step()
+
+    return step
 
 
 def sweep_seconds(config, prepared, base, cache: bool, top_layers: int, epochs: int) -> float:
@@ -108,13 +124,18 @@ def run() -> dict:
         prepared.adapter.device,
         SILENT,
     )
+    default_allocator = step_times(trainable, 64)
+    tuned = keep_freed_memory()  # what a privacy run does first
     steps = step_times(trainable, 64)
     top = config.auditors.privacy.train_top_layers
     cached = sweep_seconds(config, prepared, base, True, top, 2)
     uncached = sweep_seconds(config, prepared, base, False, top, 2)
     return {
         "what": "Opacus DP cost on the credit MiniLM setting",
-        "a_step_time_top_1_layer": steps,
+        "a_step_time_top_1_layer": {
+            "as_auditkit_runs": {**steps, "allocator": "glibc thresholds raised" if tuned else "default"},
+            "default_glibc_allocator": default_allocator,
+        },
         "b_sweep_3_epsilons_plus_reference": {
             "train_top_layers": top,
             "epochs": 2,

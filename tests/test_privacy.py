@@ -122,3 +122,13 @@ def test_clopper_pearson_and_ceiling_formula():
     assert clopper_pearson_upper(np.array([7]), 100)[0] == pytest.approx(stats.beta.ppf(0.975, 8, 93))
     fpr = fnr = clopper_pearson_upper(np.array([0]), 500)
     assert epsilon_bound(fpr, fnr, 1e-5)[0] == pytest.approx(np.log((1 - 1e-5 - fnr[0]) / fpr[0]))
+
+
+def test_freed_memory_is_kept_on_glibc():
+    import platform
+
+    from auditkit.privacy.allocator import keep_freed_memory
+
+    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory() is expected
+    assert keep_freed_memory() is expected  # once per process; calling again changes nothing

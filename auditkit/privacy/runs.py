@@ -11,6 +11,7 @@ import torch
 from opacus import PrivacyEngine
 from opacus.utils.batch_memory_manager import BatchMemoryManager
 
+from auditkit.privacy.allocator import keep_freed_memory
 from auditkit.privacy.trainable import Trainable
 from auditkit.progress import ProgressReporter
 from auditkit.training import TrainingData, fit, seed_everything
@@ -49,6 +50,7 @@ def train_run(
     device: torch.device,
     progress: ProgressReporter,
 ) -> RunOutcome:
+    keep_freed_memory()  # per-sample gradients are re-allocated every step
     seed_everything(settings.seed)
     model = trainable.fresh().to(device)
     params = [p for p in model.parameters() if p.requires_grad]
