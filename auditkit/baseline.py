@@ -20,9 +20,9 @@ import pandas as pd
 from auditkit.errors import AuditError
 from auditkit.results import AuditResult, BaselineComparison, GateResult
 from auditkit.stats.cells import CellTable, Confusion, Y
-from auditkit.stats.groups import DISPARITIES, disparity_series
+from auditkit.stats.groups import DISPARITIES, confusion_disparity
 from auditkit.stats.intervals import percentile_interval
-from auditkit.stats.rates import COUNT_METRICS, performance_metric, rate
+from auditkit.stats.rates import COUNT_METRICS, performance_metric
 
 BASE_PRED = "y_pred_baseline"
 CURRENT_PRED = "y_pred_current"
@@ -158,14 +158,7 @@ def _paired_series(
             codes, names = cells.group_codes(slice_name.split("*"))
             confusion = Confusion.by_group(counts, codes, len(names), y, pred)
             keep = [names.index(g) for g in compared if g in names]
-            out.append(_disparity(confusion, metric, keep, fairness.method))
+            out.append(confusion_disparity(confusion, metric, keep, fairness.method))
         else:
             return None
     return out[0], out[1]
-
-
-def _disparity(confusion: Confusion, metric: str, keep: list[int], method: str) -> np.ndarray:
-    needed, _ = DISPARITIES[metric]
-    values = {r: rate(confusion, r) for r in needed}
-    overall = {r: rate(confusion.overall(), r) for r in needed}
-    return disparity_series(values, overall, metric, keep, method)

@@ -160,6 +160,15 @@ def disparity_series(
     return np.where(np.isnan(stacked).any(axis=0), np.nan, series)
 
 
+def confusion_disparity(confusion: Confusion, metric: str, eligible: list[int], method: str) -> np.ndarray:
+    """One disparity straight from per-group confusion counts ``(R, G)``: what paired comparisons
+    (baseline gates, privacy runs) compute for each of their two prediction sets."""
+    needed, _ = DISPARITIES[metric]
+    values = {r: rate(confusion, r) for r in needed}
+    overall = {r: rate(confusion.overall(), r) for r in needed}
+    return disparity_series(values, overall, metric, eligible, method)
+
+
 def _disparity(
     values: dict[str, np.ndarray],
     overall: dict[str, np.ndarray],

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from auditkit.stats.cells import CellTable, Confusion, Y
-from auditkit.stats.groups import DISPARITIES, Estimate, GroupRules, disparity_series, slice_name
+from auditkit.stats.groups import DISPARITIES, Estimate, GroupRules, confusion_disparity, slice_name
 from auditkit.stats.intervals import percentile_interval
 from auditkit.stats.rates import rate
 
@@ -46,16 +46,7 @@ def paired_changes(
             if len(eligible) < 2:
                 changes[f"{metric}_change"] = Estimate(None, reason="fewer than 2 groups meet the minimum-size rules")
                 continue
-            values = [
-                disparity_series(
-                    {r: rate(c, r) for r in needed},
-                    {r: rate(c.overall(), r) for r in needed},
-                    metric,
-                    eligible,
-                    rules.method,
-                )
-                for c in (ca, cb)
-            ]
+            values = [confusion_disparity(c, metric, eligible, rules.method) for c in (ca, cb)]
             changes[f"{metric}_change"] = _estimate(values[1] - values[0], rules.confidence)
         eligible = [g for g in range(len(names)) if sizes[g] >= rules.min_group_size]
         if len(eligible) >= 2:
