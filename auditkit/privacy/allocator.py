@@ -3,7 +3,7 @@
 Opacus materialises per-sample gradients every step: for one MiniLM layer and a batch of 64
 that is ~450 MB. glibc serves blocks that big with a fresh ``mmap`` and unmaps them on free,
 so every step page-faults the memory in again. Raising the mmap and trim thresholds keeps it
-in the heap: on 2 CPU cores a DP step got ~25% faster and a non-private one ~20%
+in the heap: on 2 CPU cores a DP step (ew) got ~25% faster and a non-private one ~20–25%
 (``benchmarks/results/privacy.json``). The cost is that the peak stays resident until exit.
 """
 
