@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, PrivateAttr, field_validator, model_validator
+from scipy.special import softmax
 
 from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.config import AuditConfigBase, StrictModel
@@ -34,6 +35,13 @@ class ExplainSettings(StrictModel):
     token_budget: int | None = Field(
         None, ge=256, description="Tokens per forward/backward pass; default 2048 on CPU, 16384 on CUDA."
     )
+    protected_words: dict[str, ProtectedTerms] = Field(
+        default_factory=dict, description="Per sensitive feature, the words that name it."
+    )
+    top_k: int = Field(15, ge=1)
+    min_count: int = Field(3, ge=1, description="Fewest occurrences for a word to enter the top lists.")
+    faithfulness_percents: list[float] = Field(default_factory=lambda: [1, 5, 10, 20, 50])
+    n_boot: int = Field(1000, ge=50)
 
     @field_validator("start_steps", "max_steps")
     @classmethod
@@ -48,13 +56,10 @@ class ExplainSettings(StrictModel):
             raise ValueError("max_steps must be at least start_steps")
         return self
 
-    protected_words: dict[str, ProtectedTerms] = Field(
-        default_factory=dict, description="Per sensitive feature, the words that name it."
-    )
-    top_k: int = Field(15, ge=1)
-    min_count: int = Field(3, ge=1, description="Fewest occurrences for a word to enter the top lists.")
-    faithfulness_percents: list[float] = Field(default_factory=lambda: [1, 5, 10, 20, 50])
-    n_boot: int = Field(1000, ge=50)
+    @property
+    def schedule(self) -> list[int]:
+        """The step counts an example may go through, from start_steps to max_steps."""
+        return [k for k in STEP_SCHEDULE if self.start_steps <= k <= self.max_steps]
 
 
 class ExplainResult(AuditorResult):
@@ -138,11 +143,10 @@ class ExplainAuditor(Auditor[ExplainSettings]):
         f_inputs = full = None
         if predictions.logits is not None:  # reuse the run's forward pass: F(x) needs no second one
             logits = predictions.logits[chosen]
-            probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
-            probabilities /= probabilities.sum(axis=1, keepdims=True)
+            probabilities = softmax(logits, axis=1)
             full = probabilities[np.arange(len(chosen)), targets]
             f_inputs = (logits if s.output == "logit" else probabilities)[np.arange(len(chosen)), targets]
-        schedule = [k for k in STEP_SCHEDULE if s.start_steps <= k <= s.max_steps]
+        schedule = s.schedule
         ids = test.ids[chosen]
         if adapter.input_kind == "text":
             from auditkit.explain.text_ig import TextIG
@@ -218,9 +222,7 @@ class ExplainAuditor(Auditor[ExplainSettings]):
                 "quadrature": s.quadrature,
                 "mean": float(steps.mean()),
                 "max": int(steps.max()),
-                "histogram": {
-                    str(k): int((steps == k).sum()) for k in STEP_SCHEDULE if s.start_steps <= k <= s.max_steps
-                },
+                "histogram": {str(k): int((steps == k).sum()) for k in s.schedule},
             },
             relative_delta={
                 "median": float(np.median(deltas)),

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
+from scipy.special import softmax
 
 from auditkit.adapters.base import Predictions
 from auditkit.auditors.base import AuditContext, Auditor
@@ -141,12 +142,12 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
         members, nonmembers = balanced(np.arange(len(data.train)), np.arange(len(data.test)), rng)
         reference = train_run(trainable, run_settings, None, device, context.progress)
         reference_test = self._predictions(context, reference.test_logits)
-        non_private = self._summarise(context, reference, reference_test, None, members, nonmembers, rng)
+        non_private = self._summarise(context, reference, reference_test, None, members, nonmembers, delta, rng)
         runs = []
         for eps in s.epsilons:
             outcome = train_run(trainable, run_settings, eps, device, context.progress)
             predictions = self._predictions(context, outcome.test_logits)
-            runs.append(self._summarise(context, outcome, predictions, reference_test, members, nonmembers, rng))
+            runs.append(self._summarise(context, outcome, predictions, reference_test, members, nonmembers, delta, rng))
         # The audited model scores only the sampled members: no need to score the whole training split.
         train_p = context.adapter.predict(data.train.subset(members), context.progress)
         test_p = context.predictions("test")
@@ -196,8 +197,7 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
 
     def _predictions(self, context: AuditContext, logits: np.ndarray) -> Predictions:
         test = context.data.test
-        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-        scores = exp[:, 1] / exp.sum(axis=1)
+        scores = softmax(logits, axis=1)[:, 1]
         return Predictions(test.ids, test.y, scores, (scores >= 0.5).astype(np.int64), 0, logits)
 
     def _summarise(
@@ -208,6 +208,7 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
         reference: Predictions | None,
         members: np.ndarray,
         nonmembers: np.ndarray,
+        delta: float,
         rng: np.random.Generator,
     ) -> PrivacyRun:
         s, data = self.settings, context.data
@@ -233,7 +234,7 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
                 cost[name] = entry
         train_loss = cross_entropy(_softmax_of_label(outcome.train_logits, data.train.y))
         test_loss = cross_entropy(_softmax_of_label(outcome.test_logits, data.test.y))
-        attack = loss_attack(train_loss[members], test_loss[nonmembers], default_delta(s, len(data.train)))
+        attack = loss_attack(train_loss[members], test_loss[nonmembers], delta)
         flags = []
         if outcome.epsilon is not None and attack.epsilon_lower_bound > outcome.epsilon:
             flags.append(
@@ -244,7 +245,7 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
         return PrivacyRun(
             target_epsilon=outcome.target_epsilon,
             epsilon=outcome.epsilon,
-            delta=default_delta(s, len(data.train)),
+            delta=delta,
             noise_multiplier=outcome.noise_multiplier,
             sample_rate=outcome.sample_rate,
             steps=outcome.steps,
@@ -261,8 +262,7 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
 
 
 def _softmax_of_label(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
-    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return (exp / exp.sum(axis=1, keepdims=True))[np.arange(len(y)), y]
+    return softmax(logits, axis=1)[np.arange(len(y)), y]
 
 
 def _probability_of_label(p: Predictions) -> np.ndarray:

@@ -47,14 +47,15 @@ class TensorRows(Dataset):
 
 
 def _pad_collate(items: Sequence[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
-    """Pad (hidden (L, H), mask (L), label) items to the longest in the batch."""
+    """Pad (tokens (L, ...), mask (L), label) items to the longest in the batch: token ids or cached states."""
+    first = items[0][0]
     width = max(i[0].shape[0] for i in items)
-    hidden = torch.zeros((len(items), width, items[0][0].shape[1]), dtype=items[0][0].dtype)
+    tokens = first.new_zeros((len(items), width, *first.shape[1:]))
     mask = torch.zeros((len(items), width), dtype=torch.long)
-    for row, (h, m, _) in enumerate(items):
-        hidden[row, : h.shape[0]] = h
+    for row, (t, m, _) in enumerate(items):
+        tokens[row, : t.shape[0]] = t
         mask[row, : m.shape[0]] = m
-    return hidden, mask, torch.stack([i[2] for i in items])
+    return tokens, mask, torch.stack([i[2] for i in items])
 
 
 class TopOfBert(torch.nn.Module):
@@ -138,7 +139,7 @@ def text_trainable(
         if not cache:
             rows = [torch.as_tensor(i) for i in ids]
             masks = [torch.ones(len(i), dtype=torch.long) for i in ids]
-            return TrainingData(TensorRows([rows, masks], split.y), _pad_collate_ids)
+            return TrainingData(TensorRows([rows, masks], split.y), _pad_collate)
         hidden: list[torch.Tensor] = [torch.empty(0)] * len(ids)
         order = np.argsort([len(i) for i in ids])
         with progress.task(f"Caching activations ({split.name})", total=len(ids)) as advance, torch.inference_mode():
@@ -157,16 +158,6 @@ def text_trainable(
         " on cached activations" if cache else ", bottom recomputed every step"
     )
     return Trainable(fresh, examples(data.train), examples(data.test), what)
-
-
-def _pad_collate_ids(items: Sequence[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
-    width = max(i[0].shape[0] for i in items)
-    ids = torch.zeros((len(items), width), dtype=torch.long)
-    mask = torch.zeros((len(items), width), dtype=torch.long)
-    for row, (i, m, _) in enumerate(items):
-        ids[row, : i.shape[0]] = i
-        mask[row, : m.shape[0]] = m
-    return ids, mask, torch.stack([i[2] for i in items])
 
 
 def tabular_trainable(
