@@ -15,7 +15,7 @@ import jinja2
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
-from auditkit.report.format import describe_baseline, describe_gate, interval, number
+from auditkit.report.format import describe_baseline, describe_gate, headline, interval, number
 from auditkit.report.sections import build_section
 from auditkit.results import AuditResult
 
@@ -88,6 +88,7 @@ def render(result: AuditResult) -> str:
         .render(
             result=result,
             verdict=result.verdict,
+            headline=headline(result),
             gates=result.gates,
             gate_text=describe_gate,
             with_baseline=any(g.baseline is not None for g in result.gates),
