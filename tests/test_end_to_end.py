@@ -105,10 +105,14 @@ def test_failing_gate_exits_1_and_is_reported(workspace):
     ]
     write_config(workspace, config)
     out = workspace / "out"
-    result = run(workspace, "--out", str(out))
+    result = CliRunner().invoke(app, ["run", str(workspace / "audit.yaml"), "--out", str(out)])  # not --quiet
     assert result.exit_code == 1
+    headline = "FAIL (1 passed, 1 failed)"
+    assert result.stdout.splitlines()[0] == f"{headline}; blocking: performance.accuracy"
     summary = strict_json(out / "summary.json")
-    assert summary["verdict"] == "fail"
+    assert summary["verdict"] == "fail" and summary["verdict_text"] == headline
+    assert headline in (out / "summary.md").read_text().splitlines()[0]
+    assert f"Verdict: {headline}" in (out / "report.html").read_text()
     assert [g["status"] for g in summary["gates"]] == ["fail", "pass"]
     suite = ET.parse(out / "junit.xml").getroot().find("testsuite")
     cases = suite.findall("testcase")
