@@ -102,3 +102,17 @@ def test_delong_point_equals_sklearn_with_ties():
     y = rng.integers(0, 2, 500)
     scores = np.round(rng.random(500) + 0.3 * y, 1)  # many ties
     assert delong_auc(y, scores, 0.95)[0] == pytest.approx(roc_auc_score(y, scores), abs=1e-12)
+
+
+def test_ratio_interval_with_a_zero_rate_holds_its_estimate():
+    from auditkit.stats.intervals import smallest_ratio_interval
+
+    rng = np.random.default_rng(0)
+    observed = np.array([0.0, 0.5])  # one ratio is 0 at the estimate: no log
+    replicates = np.column_stack([rng.binomial(50, 0.01, 1000) / 25, rng.normal(0.5, 0.05, 1000)])
+    low, high = smallest_ratio_interval(observed, replicates, 0.95)
+    assert low == 0.0 and 0.0 < high < 0.5
+    replicates = rng.normal(0.8, 0.05, (1000, 1))
+    replicates[:50] = 0.0  # 5% of resamples hit a rate of 0: on the ratios themselves
+    low, high = smallest_ratio_interval(np.array([0.8]), replicates, 0.95)
+    assert low < 0.8 < high <= 1.0

@@ -95,10 +95,19 @@ def largest_gap_interval(
 def smallest_ratio_interval(observed: np.ndarray, replicates: np.ndarray, confidence: float) -> tuple[float, float]:
     """Interval for ``min_k fold(c_k)``, ``fold(c) = min(c, 1/c)``, from ratio components ``c_k`` (a
     smallest ratio between groups): ``exp(-largest gap)`` of the log ratios, where ratios are closer to
-    normal. A ratio of 0 at the estimate has no log; its bound is then 0."""
+    normal; on the ratios themselves when a rate of 0 leaves a log undefined."""
     with np.errstate(divide="ignore", invalid="ignore"):
         log_observed, log_replicates = np.log(observed), np.log(replicates)
-    if not np.isfinite(log_observed).all():
-        return 0.0, float(np.nan_to_num(observed).clip(0, None).min())
-    low, high = largest_gap_interval(log_observed, log_replicates, confidence, ceiling=np.inf)
-    return float(np.exp(-high)), float(np.exp(-low))
+    finite_rows = np.isfinite(log_replicates).all(axis=1) | ~np.isfinite(replicates).all(axis=1)
+    if np.isfinite(log_observed).all() and 1 - finite_rows.mean() <= MAX_UNDEFINED_SHARE:
+        low, high = largest_gap_interval(log_observed, log_replicates, confidence, ceiling=np.inf)
+        return float(np.exp(-high)), float(np.exp(-low))
+    box = np.clip(simultaneous_box(observed, replicates, confidence), 0.0, None)
+
+    def fold(x: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.where(x > 1, 1 / np.where(x > 1, x, 1), x)
+
+    lowest = np.minimum(fold(box[:, 0]), fold(box[:, 1]))
+    highest = np.where((box[:, 0] <= 1) & (box[:, 1] >= 1), 1.0, np.maximum(fold(box[:, 0]), fold(box[:, 1])))
+    return float(lowest.min()), float(highest.min())
