@@ -168,10 +168,7 @@ class ExplainAuditor(Auditor[ExplainSettings]):
         engine = engine_cls.create(adapter, context.data, options)
         attributions, texts = engine.explain(test, chosen, targets, f_inputs, s.tolerance, context.progress, s.schedule)
         result = self._summarise(context, chosen, attributions, texts, label, engine, rng, full)
-        if adapter.input_kind != "text":
-            result.units, result.baseline = "features", "mean_training_encoding"
-        else:
-            result.baseline = s.baseline_token
+        result.units, result.baseline = engine.units, engine.baseline_name
         result._records = [_record(a, t) for a, t in zip(attributions, texts, strict=True)]
         return result
 
