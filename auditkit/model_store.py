@@ -19,6 +19,7 @@ from auditkit.adapters.base import ModelAdapter
 from auditkit.config import AuditConfigBase
 from auditkit.data import AuditData
 from auditkit.errors import AuditError
+from auditkit.leftovers import sweep
 from auditkit.progress import ProgressReporter
 
 MARKER = "auditkit-build.json"
@@ -46,6 +47,7 @@ def ensure_model(
     build = getattr(model_cfg, "build", None)
     if path.exists() and not path.is_dir():
         raise AuditError(f"model.path {path} is a file; expected a model folder")
+    sweep(path.parent, path.name, ("building", "old"))  # leftovers of a build that was killed
     if path.is_dir():
         marker = path / MARKER
         if build is None or not marker.exists():
