@@ -69,7 +69,8 @@ def ensure_model(
     elif build is None:
         raise AuditError(f"model.path {path} does not exist and the config has no model.build section to build it")
     key = build_key(config, data)
-    _build(adapter_cls, config, data, path, key, progress)
+    with progress.step(f"build model {path.name}"):
+        _build(adapter_cls, config, data, path, key, progress)
     return path
 
 

@@ -42,7 +42,8 @@ def prepare(config: AuditConfigBase, progress: ProgressReporter, *, build: bool 
     data = load_data(config.data, config.seed)
     if build:
         ensure_model(adapter_cls, config, data, progress)
-    adapter = adapter_cls.load(config.model, config.data)
+    with progress.step("load model"):
+        adapter = adapter_cls.load(config.model, config.data)
     return Prepared(config, data, adapter)
 
 
@@ -95,13 +96,15 @@ def run_audit(
             )
     seed_everything(config.seed)
     context = AuditContext(config, prepared.data, prepared.adapter, progress)
-    predictions = context.predictions("test")
+    with progress.step(f"score {len(prepared.data.test)} test rows"):
+        predictions = context.predictions("test")
     results: dict[str, AuditorResult] = {}
     seconds: dict[str, float] = {}
     for name in names:
         auditor = registry.auditors()[name](getattr(config.auditors, name))
         started_auditor = time.perf_counter()
-        results[name] = auditor.run(context)
+        with progress.step(f"auditor {name}"):
+            results[name] = auditor.run(context)
         seconds[name] = round(time.perf_counter() - started_auditor, 3)
     gates = [g for g in config.gates if g.auditor in names]
     notes = []
@@ -139,7 +142,8 @@ def run_audit(
             f"Gates compared: {describe_pair(previous, current)} ({_baseline_method(result)}).{allowed}"
         )
     if write:
-        write_outputs(result, out_dir)
+        with progress.step(f"write {out_dir}"):
+            write_outputs(result, out_dir)
     return result, out_dir
 
 

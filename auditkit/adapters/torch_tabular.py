@@ -74,6 +74,8 @@ class FeatureEncoding:
         features: list[dict[str, Any]] = []
         for column in columns:
             values = frame[column]
+            if _numbers_as_text(values, column):  # a CSV column with a typo in some other row reads as text
+                values = pd.to_numeric(values.where(values.astype(str).str.strip() != ""), errors="coerce")
             if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
                 numbers = values.astype(float)
                 if numbers.isna().all():
@@ -81,7 +83,6 @@ class FeatureEncoding:
                 std = float(numbers.std(ddof=0)) or 1.0
                 features.append({"name": column, "kind": "numeric", "mean": float(numbers.mean()), "std": std})
             else:
-                _refuse_mostly_numeric(values, column)
                 categories = sorted(values.dropna().astype(str).unique().tolist())
                 features.append({"name": column, "kind": "categorical", "categories": categories})
         return cls(features, max_missing_share)
@@ -142,16 +143,21 @@ def _first_rows(values: pd.Series, n: int = 3) -> str:
     return f"first {shown}" + (", ..." if len(values) > n else "")
 
 
-def _refuse_mostly_numeric(values: pd.Series, column: str) -> None:
-    """A column that is numbers but for a few cells is a typo, not a category list: say which cells."""
+def _numbers_as_text(values: pd.Series, column: str) -> bool:
+    """Whether a text column holds numbers; a few cells that are not numbers are a typo: say which."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return False
     present = values.dropna()
     present = present[present.astype(str).str.strip() != ""]
     parsed = pd.to_numeric(present, errors="coerce")
-    if len(present) and parsed.notna().mean() >= 0.5 and parsed.isna().any():
+    if not len(present) or parsed.notna().mean() < 0.5:
+        return False
+    if parsed.isna().any():
         raise AuditError(
             f"data: model input '{column}' is numeric but {int(parsed.isna().sum())} values are not numbers "
             f"({_first_rows(present[parsed.isna()])})"
         )
+    return True
 
 
 def make_mlp(n_inputs: int, hidden_sizes: Sequence[int], dropout: float) -> torch.nn.Sequential:
