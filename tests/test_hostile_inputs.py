@@ -348,3 +348,19 @@ def test_model_hash_ignores_the_build_record(tabular):
     out = tabular / "rebuilt"
     assert invoke("run", str(tabular / "audit.yaml"), "--out", str(out), "--quiet").exit_code == 0
     assert json.loads((out / "summary.json").read_text())["provenance"]["model_sha256"] == first == before
+
+
+def test_corrupt_tabular_safetensors_names_the_file(tabular):
+    frozen_model(tabular)
+    weights = tabular / "models" / "mlp" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:40])
+    assert_user_error(invoke("run", str(tabular / "audit.yaml"), "--out", str(tabular / "out")), str(weights))
+
+
+def test_out_onto_the_model_folder_is_refused(tabular):
+    model = tabular / "models" / "mlp"
+    before = sorted(p.name for p in model.iterdir())
+    assert_user_error(
+        invoke("run", str(tabular / "audit.yaml"), "--out", str(model)), "--out", "not an auditkit output"
+    )
+    assert sorted(p.name for p in model.iterdir()) == before
