@@ -35,6 +35,8 @@ class BinnedColumn(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> BinnedColumn:
+        if any(e != e for e in self.edges):
+            raise ValueError("edges must be numbers, not NaN")
         if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
             raise ValueError("edges must be strictly increasing")
         if self.labels is not None and len(self.labels) != len(self.edges) - 1:

@@ -60,6 +60,7 @@ class AuditData:
     path: Path
     label_names: tuple[str, str]  # (negative, positive), as written in the data
     non_feature_columns: frozenset[str]  # label, id, derived and text columns: never model inputs by default
+    label_column: str = ""  # never a model input: the model would read the answer
 
 
 def load_data(config: DataConfig, seed: int) -> AuditData:
@@ -72,6 +73,9 @@ def load_data(config: DataConfig, seed: int) -> AuditData:
     frame = _derive(frame, config, path)
     for column in config.sensitive_features:
         _require(frame, column, path, "data.sensitive_features")
+        if column in (config.label, config.id_column):
+            role = "label" if column == config.label else "id column"
+            raise AuditError(f"data.sensitive_features: '{column}' is the {role}, not an attribute of the people")
         missing = frame[column].isna()
         if missing.any():
             raise AuditError(
@@ -96,6 +100,7 @@ def load_data(config: DataConfig, seed: int) -> AuditData:
         path,
         labels,
         frozenset(non_features),
+        config.label,
     )
 
 

@@ -364,3 +364,27 @@ def test_out_onto_the_model_folder_is_refused(tabular):
         invoke("run", str(tabular / "audit.yaml"), "--out", str(model)), "--out", "not an auditkit output"
     )
     assert sorted(p.name for p in model.iterdir()) == before
+
+
+@pytest.mark.parametrize(("column", "role"), [("risk", "the label"), ("applicant_id", "the id column")])
+def test_sensitive_feature_may_not_be_the_label_or_the_id(workspace, column, role):
+    config = config_of(workspace)
+    config["data"]["sensitive_features"] = [column]
+    write_config(workspace, config)
+    assert_user_error(validate(workspace), "data.sensitive_features", f"'{column}'", role)
+
+
+def test_nan_bin_edge_is_a_config_error(workspace):
+    text = (workspace / "audit.yaml").read_text().replace("- 200", "- .nan")
+    (workspace / "audit.yaml").write_text(text)
+    assert_user_error(validate(workspace), "data.derived.age_group", "NaN")
+
+
+def test_the_label_is_never_a_model_input(tmp_path, credit_frame):
+    credit_frame.to_csv(tmp_path / "data.csv", index=False)
+    config = base_config("data.csv", "models/mlp")
+    del config["data"]["text"]
+    config["model"] = {"adapter": "torch-tabular", "path": "models/mlp", "build": {"features": ["age", "risk"]}}
+    write_config(tmp_path, config)
+    assert_user_error(invoke("run", str(tmp_path / "audit.yaml")), "model.build.features", "'risk'", "label")
+    assert not (tmp_path / "models" / "mlp").exists()

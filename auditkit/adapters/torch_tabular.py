@@ -230,6 +230,12 @@ class TorchTabularAdapter(ModelAdapter):
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise AuditError(f"model.build.features: column '{missing[0]}' is not in the data")
+        if data.label_column in columns:
+            raise AuditError(
+                f"model.build.features: '{data.label_column}' is the label; the model would read the answer"
+            )
+        if not columns:
+            raise AuditError("model.build.features: no input columns; list the columns the model should read")
         encoding = FeatureEncoding.fit(frame, columns, config.max_missing_share)
         model = make_mlp(len(encoding.names), settings.hidden_sizes, settings.dropout)
         train = _training_data(encoding, data.train)
