@@ -1,4 +1,7 @@
-"""Progress for long steps: bars on a terminal, one plain line per step in logs, nothing with --quiet."""
+"""Progress for long steps: bars on a terminal, one plain line per step in logs, nothing with --quiet.
+
+Plain lines go to stdout: stderr carries nothing but the one ``error:`` line of a failed run.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ class ProgressReporter:
     """Hands out progress tasks and step lines; does nothing when disabled.
 
     ``enabled=None`` decides by stderr: a terminal gets bars, anything else (a CI log)
-    gets one line per finished step with its elapsed time, so a long run is never silent.
+    gets one line per finished step with its elapsed time on stdout, so a long run is never silent.
     """
 
     def __init__(self, enabled: bool | None = None) -> None:
@@ -41,15 +44,14 @@ class ProgressReporter:
         yield
         if self.enabled and not self.bars:
             now = time.perf_counter()
-            print(
-                f"auditkit: {description} done in {now - started:.1f} s ({now - self.started:.1f} s in all)",
-                file=sys.stderr,
-                flush=True,
-            )
+            elapsed = f"{now - started:.1f} s ({now - self.started:.1f} s in all)"
+            print(f"auditkit: {description} done in {elapsed}", flush=True)
 
     def note(self, message: str) -> None:
-        if self.enabled:
+        if self.enabled and self.bars:
             Console(stderr=True).print(message, highlight=False, markup=False)
+        elif self.enabled:
+            print(f"auditkit: {' '.join(message.split())}", flush=True)
 
 
 SILENT = ProgressReporter(enabled=False)
