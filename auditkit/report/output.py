@@ -15,10 +15,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from auditkit import __version__
 from auditkit.errors import AuditError
 from auditkit.leftovers import pid_alive, sweep
 from auditkit.results import AuditResult
+from auditkit.version import __version__
 
 Writer = Callable[[AuditResult, Path], None]
 MARKER = ".auditkit-output"
