@@ -32,7 +32,8 @@ def tabular_privacy_config(tmp_path, n_rows=240, random_labels=False, **privacy)
             "features": ["age", "amount", "purpose", "sex"],
         },
     }
-    config["auditors"] = {"privacy": {"epsilons": [1.0], "epochs": 5, "n_boot": 100, "min_group_size": 10, **privacy}}
+    settings = {"epsilons": [1.0], "epochs": 5, "n_boot": 100, "min_group_size": 10, "lira_shadows": 0}
+    config["auditors"] = {"privacy": {**settings, **privacy}}
     config["gates"] = []
     write_config(tmp_path, config)
     return tmp_path / "audit.yaml"
@@ -56,6 +57,12 @@ def test_reported_epsilon_equals_opacus_accountant(tmp_path, accountant):
         assert run["accountant"] == accountant and run["max_grad_norm"] == 1.0
         assert run["delta"] < 1 / 120  # default delta sits below 1/N
         assert run["noise_multiplier"] > 0 and 0 < run["sample_rate"] < 1
+        # both accountants, each recomputed independently from the run's (noise, sample rate, steps)
+        for name, cls in (("rdp", RDPAccountant), ("prv", PRVAccountant)):
+            other = cls()
+            other.history = [(run["noise_multiplier"], run["sample_rate"], run["steps"])]
+            assert run["epsilons"][name] == pytest.approx(other.get_epsilon(run["delta"]), rel=1e-6)
+        assert 0.0 <= run["clipped_share"] <= 1.0
     assert privacy["runs"][0]["noise_multiplier"] > privacy["runs"][1]["noise_multiplier"]
 
 
