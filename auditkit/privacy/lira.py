@@ -58,18 +58,19 @@ def lira_attack(
     y: np.ndarray,
     is_member: np.ndarray,
     n_train: int,
-    train_shadow: Callable[[np.ndarray], np.ndarray],
+    train_shadow: Callable[[np.ndarray, int], np.ndarray],
     n_shadows: int,
     delta: float,
     rng: np.random.Generator,
 ) -> AttackResult:
     """Attack the model that produced ``target_logits`` on a population of rows.
 
-    ``is_member`` marks the population rows the attacked model trained on; ``train_shadow(rows)``
-    trains a model the same way on those population rows and returns its logits on the whole
-    population.
+    ``is_member`` marks the population rows the attacked model trained on; ``train_shadow(rows, i)``
+    trains shadow ``i`` the same way on those population rows and returns its logits on the whole
+    population. Each shadow must draw its own randomness (seed): a shadow that replays the
+    attacked run's noise and batches cancels the very noise that makes the run private.
     """
     masks = shadow_masks(len(y), n_train, n_shadows, rng)
-    shadow_phi = np.stack([logit_confidence(train_shadow(np.flatnonzero(m)), y) for m in masks])
+    shadow_phi = np.stack([logit_confidence(train_shadow(np.flatnonzero(m), i), y) for i, m in enumerate(masks)])
     scores = lira_scores(logit_confidence(target_logits, y), shadow_phi, masks)
     return score_attack(scores[is_member], scores[~is_member], delta, method=f"{METHOD}, {n_shadows} shadows")

@@ -3,6 +3,7 @@ validation carve-out, checked for degeneracy, compared with the reference and at
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -186,9 +187,10 @@ class Study:
         device, progress = self.context.adapter.device, self.context.progress
         attacked = subset(self.population, rows)
 
-        def train_shadow(chosen: np.ndarray) -> np.ndarray:
+        def train_shadow(chosen: np.ndarray, index: int) -> np.ndarray:
             shadow = Trainable(self.trainable.fresh, subset(attacked, chosen), attacked, "shadow")
-            return train_run(shadow, run_settings, spec.epsilon, device, progress).test_logits
+            own = replace(run_settings, seed=run_settings.seed + 1 + index)  # its own noise and batches
+            return train_run(shadow, own, spec.epsilon, device, progress).test_logits
 
         return lira_attack(target, y, is_member, n_fit, train_shadow, self.s.lira_shadows, delta, rng)
 
