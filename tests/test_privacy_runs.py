@@ -123,6 +123,7 @@ def attack(epsilon: float | None, epochs: int, lr: float, batch: int, n: int = 4
     return result, target
 
 
+@pytest.mark.slow  # 9 trained models (~1 min on a loaded 2-core machine)
 def test_lira_finds_a_memorising_model():
     result, target = attack(None, epochs=60, lr=3e-2, batch=64)  # one full batch per epoch
     assert target.losses[-1] < 0.05  # trained to (near) zero loss on random labels: memorised
@@ -132,6 +133,7 @@ def test_lira_finds_a_memorising_model():
     assert result.epsilon_lower_bound > 0.5 and result.method.startswith("LiRA")
 
 
+@pytest.mark.slow  # 9 DP-trained models
 def test_lira_stays_within_the_accounted_epsilon_under_dp():
     result, target = attack(1.0, epochs=5, lr=3e-2, batch=24)
     assert target.epsilon <= 1.0 * 1.01

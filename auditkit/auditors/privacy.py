@@ -54,6 +54,12 @@ class PrivacySettings(StrictModel):
     lira_shadows: int = Field(8, ge=0, description="Shadow models per attacked run for LiRA; 0 turns LiRA off.")
     batch_size: int = Field(64, ge=2, description="Expected logical batch (Poisson sampling).")
     max_physical_batch_size: int = Field(64, ge=1, description="Memory bound (Opacus BatchMemoryManager).")
+    run_kind: Literal["probe", "top_layers", "lora"] = Field(
+        "top_layers",
+        description="Text models: probe (the cheap option: a classifier on frozen features, train_top_layers 0), "
+        "top_layers (train_top_layers on cached activations) or lora (adapters on every attention layer).",
+    )
+    lora_rank: int = Field(8, ge=1, description="run_kind lora: rank of the adapters.")
     train_top_layers: int = Field(1, ge=0, description="Text models: train the top N layers, pooler, classifier.")
     pooling: Literal["pooler", "mean"] = Field(
         "pooler", description="Text models: the [CLS] pooler as in the audited model, or mean of token states."
@@ -198,10 +204,12 @@ def request(settings: PrivacySettings, seed: int) -> RetrainRequest:
     """What the DP runs ask the adapter to retrain."""
     return RetrainRequest(
         seed=seed,
-        top_layers=settings.train_top_layers,
+        top_layers=0 if settings.run_kind == "probe" else settings.train_top_layers,
         pooling=settings.pooling,
         base=settings.base,
         cache_activations=settings.cache_activations,
+        kind=settings.run_kind,
+        lora_rank=settings.lora_rank,
     )
 
 
