@@ -87,6 +87,7 @@ class PrivacySettings(StrictModel):
 
 class PrivacyResult(AuditorResult):
     trained: str
+    run_kind: str = "top_layers"
     delta: float
     n_fit: int
     n_validation: int
@@ -183,6 +184,7 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
             )
         return PrivacyResult(
             trained=trainable.description,
+            run_kind=s.run_kind,
             delta=delta,
             n_fit=len(fit_rows),
             n_validation=len(val_rows),

@@ -8,6 +8,12 @@ from auditkit.report.format import interval, number
 from auditkit.report.sections.base import Section, Table, figure_json, section_builder
 from auditkit.results import AuditorResult, GateResult
 
+KINDS = {
+    "probe": "probe, the cheap option: ",
+    "top_layers": "top encoder layers: ",
+    "lora": "LoRA fine-tuning of the encoder: ",
+}
+
 
 @section_builder("privacy")
 def privacy_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
@@ -96,6 +102,7 @@ def privacy_section(name: str, result: AuditorResult, gates: list[GateResult]) -
             ]
         )
     audited = s["audited_model"].get("mia")
+    kind = KINDS.get(s.get("run_kind"), "")
     runs_table = Table(
         [
             "run",
@@ -119,7 +126,7 @@ def privacy_section(name: str, result: AuditorResult, gates: list[GateResult]) -
         ],
         rows,
         caption=(
-            f"Runs ({s['trained']}); learning rate, epochs and threshold chosen on a validation carve-out of "
+            f"Runs ({kind}{s['trained']}); learning rate, epochs and threshold chosen on a validation carve-out of "
             f"{s['n_validation']} training rows, runs trained on the other {s['n_fit']}"
         ),
     )
@@ -182,6 +189,6 @@ def _intro(audited: dict | None, degenerate: str | None) -> str:
         f"{audited['tpr_at_fpr']['0.01']:.3f}, empirical epsilon lower bound "
         f"{audited['epsilon_lower_bound']:.3g} (the most these {audited['n_members']} + "
         f"{audited['n_nonmembers']} rows could show: {audited['epsilon_lower_bound_ceiling']:.3g}). "
-        "Runs are probes or top layers of the model as the adapter's retrain capability gives them; "
+        "Runs train what the adapter's retrain capability gives them (see the table caption); "
         "a run marked degenerate learned nothing, so nothing derived from it is a finding."
     )
