@@ -109,7 +109,7 @@ def test_a_degenerate_reference_makes_every_derived_gate_inconclusive(tmp_path):
 
 
 def test_per_group_metrics_come_from_the_fairness_code(tmp_path, monkeypatch):
-    import auditkit.auditors.privacy as module
+    import auditkit.privacy.study as module
     from auditkit.stats import groups
 
     calls = []
