@@ -2,7 +2,7 @@
 (a) DP step time / non-private step time on the same trainable part and batch, for Opacus'
     hooks, ghost clipping and expanded weights (ew), with glibc's default allocator and as a
     privacy run sets it (auditkit.privacy.allocator); (b) the credit sweep (3 epsilons + reference) with and without
-    activation caching."""
+    activation caching; (c) a DP step of LoRA on every MiniLM layer next to its non-private step."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from opacus import PrivacyEngine
 
+from auditkit.adapters.hf_lora import lora_trainable
 from auditkit.adapters.hf_retrain import text_trainable
 from auditkit.adapters.hf_text import open_model_folder, resolve_base
 from auditkit.config_file import load_config
@@ -29,13 +30,13 @@ ROUNDS = 10
 MODES = ("non-private", "hooks", "ghost", "ew")
 
 
-def step_times(trainable, batch_size: int) -> dict:
+def step_times(trainable, batch_size: int, modes: tuple[str, ...] = MODES) -> dict:
     """Median step time per mode, the modes' steps interleaved round-robin so that every mode
     sees the same machine conditions (a noisy neighbour slows all of them alike)."""
     batch = trainable.train.collate([trainable.train.dataset[i] for i in range(batch_size)])
     *inputs, labels = batch
-    steps = {mode: _stepper(trainable, mode, batch_size, inputs, labels) for mode in MODES}
-    times: dict[str, list[float]] = {mode: [] for mode in MODES}
+    steps = {mode: _stepper(trainable, mode, batch_size, inputs, labels) for mode in modes}
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for step in steps.values():  # warm-up
@@ -48,7 +49,7 @@ def step_times(trainable, batch_size: int) -> dict:
     median = {mode: float(np.median(t)) for mode, t in times.items()}
     return {
         "median_step_s": {k: round(v, 4) for k, v in median.items()},
-        "dp_over_non_private": {m: round(median[m] / median["non-private"], 3) for m in MODES[1:]},
+        "dp_over_non_private": {m: round(median[m] / median["non-private"], 3) for m in modes[1:]},
         "target": 1.3,
         "batch": batch_size,
         "rounds": ROUNDS,
@@ -103,6 +104,23 @@ def sweep_seconds(config, prepared, base, cache: bool, top_layers: int, epochs: 
     return time.perf_counter() - started
 
 
+def lora_step_times(config, prepared, base, batch_size: int = 16, rank: int = 8) -> dict:
+    """A DP step that fine-tunes the encoder itself (LoRA on every layer's query/value) next to
+    the non-private step on the same module and batch; and what one run of the demo's
+    settings would take at that step time (no cached activations are possible for LoRA)."""
+    adapter = prepared.adapter
+    trainable = lora_trainable(base, adapter.tokenizer, prepared.data, adapter.max_length, rank, config.seed, SILENT)
+    out = step_times(trainable, batch_size, ("non-private", "ew"))
+    privacy = config.auditors.privacy
+    epochs = max(privacy.epochs) if isinstance(privacy.epochs, list) else privacy.epochs
+    n_fit = round(len(prepared.data.train) * (1 - privacy.validation_share))
+    steps = epochs * n_fit / batch_size
+    out["steps_per_run"] = round(steps)
+    out["run_s_estimate"] = {m: round(t * steps, 1) for m, t in out["median_step_s"].items()}
+    out["rank"] = rank
+    return out
+
+
 def run() -> dict:
     config = load_config(ROOT / "audits" / "credit_risk.yaml")
     prepared = prepare(config, SILENT)
@@ -128,6 +146,7 @@ def run() -> dict:
     tuned = keep_freed_memory()  # what a privacy run does first
     steps = step_times(trainable, 64)
     top = config.auditors.privacy.train_top_layers
+    lora = lora_step_times(config, prepared, base)
     cached = sweep_seconds(config, prepared, base, True, top, 2)
     uncached = sweep_seconds(config, prepared, base, False, top, 2)
     return {
@@ -136,6 +155,7 @@ def run() -> dict:
             "as_auditkit_runs": {**steps, "allocator": "glibc thresholds raised" if tuned else "default"},
             "default_glibc_allocator": default_allocator,
         },
+        "c_step_time_lora_all_layers": lora,
         "b_sweep_3_epsilons_plus_reference": {
             "train_top_layers": top,
             "epochs": 2,

@@ -181,7 +181,14 @@ def test_a_subclass_under_another_name_gets_explain_and_privacy(workspace, tiny_
     config["model"]["adapter"] = "my-text"
     config["auditors"] = {
         "explain": {"n_examples": 4, "start_steps": 16, "max_steps": 32, "tolerance": 1.0, "n_boot": 50},
-        "privacy": {"epsilons": [2.0], "epochs": 1, "base": str(tiny_bert), "n_boot": 50, "min_group_size": 5},
+        "privacy": {
+            "epsilons": [2.0],
+            "epochs": 1,
+            "base": str(tiny_bert),
+            "n_boot": 50,
+            "min_group_size": 5,
+            "lira_shadows": 0,  # LiRA shadows are tested in test_privacy_runs.py
+        },
     }
     config["gates"] = []
     write_config(workspace, config)

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 from opacus.accountants import PRVAccountant, RDPAccountant
 from typer.testing import CliRunner
 
@@ -32,17 +33,19 @@ def tabular_privacy_config(tmp_path, n_rows=240, random_labels=False, **privacy)
             "features": ["age", "amount", "purpose", "sex"],
         },
     }
-    config["auditors"] = {"privacy": {"epsilons": [1.0], "epochs": 5, "n_boot": 100, "min_group_size": 10, **privacy}}
+    settings = {"epsilons": [1.0], "epochs": 5, "n_boot": 100, "min_group_size": 10, "lira_shadows": 0}
+    config["auditors"] = {"privacy": {**settings, **privacy}}
     config["gates"] = []
     write_config(tmp_path, config)
     return tmp_path / "audit.yaml"
 
 
-def run_privacy(path):
+def run_privacy(path, whole=False):
     out = path.parent / "out"
     result = CliRunner().invoke(app, ["run", str(path), "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.stderr
-    return json.loads((out / "summary.json").read_text())["auditors"]["privacy"]
+    summary = json.loads((out / "summary.json").read_text())
+    return summary if whole else summary["auditors"]["privacy"]
 
 
 @pytest.mark.parametrize("accountant", ["rdp", "prv"])
@@ -56,6 +59,12 @@ def test_reported_epsilon_equals_opacus_accountant(tmp_path, accountant):
         assert run["accountant"] == accountant and run["max_grad_norm"] == 1.0
         assert run["delta"] < 1 / 120  # default delta sits below 1/N
         assert run["noise_multiplier"] > 0 and 0 < run["sample_rate"] < 1
+        # both accountants, each recomputed independently from the run's (noise, sample rate, steps)
+        for name, cls in (("rdp", RDPAccountant), ("prv", PRVAccountant)):
+            other = cls()
+            other.history = [(run["noise_multiplier"], run["sample_rate"], run["steps"])]
+            assert run["epsilons"][name] == pytest.approx(other.get_epsilon(run["delta"]), rel=1e-6)
+        assert 0.0 <= run["clipped_share"] <= 1.0
     assert privacy["runs"][0]["noise_multiplier"] > privacy["runs"][1]["noise_multiplier"]
 
 
@@ -77,11 +86,30 @@ def test_memorising_model_leaks_more_than_dp_at_epsilon_1(tmp_path):
     assert memorised["epsilon_lower_bound"] > private["epsilon_lower_bound"]
     assert private["epsilon_lower_bound"] <= privacy["runs"][0]["epsilon"]  # the bound respects the accounting
     assert memorised["epsilon_lower_bound"] <= memorised["epsilon_lower_bound_ceiling"]
-    assert not privacy["runs"][0]["flags"]
+    assert not [f for f in privacy["runs"][0]["flags"] if "exceeds" in f]
+
+
+def test_a_degenerate_reference_makes_every_derived_gate_inconclusive(tmp_path):
+    # Random labels: no run can beat chance on the test split, so nothing derived from the runs is a finding.
+    path = tabular_privacy_config(tmp_path, random_labels=True, epochs=2)
+    config = yaml.safe_load(path.read_text())
+    config["gates"] = [
+        {"metric": "privacy.accuracy_drop_gap[sex@eps=1]", "op": "<=", "threshold": 0.1, "on_inconclusive": "warn"},
+        {"metric": "privacy.demographic_parity_ratio_change[sex@eps=1]", "op": ">=", "threshold": -0.2},
+    ]
+    path.write_text(yaml.safe_dump(config))
+    summary = run_privacy(path, whole=True)
+    privacy = summary["auditors"]["privacy"]
+    assert privacy["non_private"]["degenerate"]
+    assert any(f.startswith("degenerate") for f in privacy["non_private"]["flags"])
+    cost = privacy["runs"][0]["fairness_cost"]["sex"]
+    assert cost["accuracy_drop_gap"] is None and "reference run is degenerate" in cost["accuracy_drop_gap_reason"]
+    for gate in summary["gates"]:
+        assert gate["status"] == "inconclusive" and "degenerate" in gate["reason"]
 
 
 def test_per_group_metrics_come_from_the_fairness_code(tmp_path, monkeypatch):
-    import auditkit.auditors.privacy as module
+    import auditkit.privacy.study as module
     from auditkit.stats import groups
 
     calls = []

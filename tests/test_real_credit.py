@@ -43,7 +43,8 @@ def test_credit_audit_on_the_real_minilm(tmp_path):
     assert explain["n_examples"] == 8 and explain["relative_delta"]["share_above_tolerance"] <= 0.125
     assert len((out / "attributions.jsonl").read_text().splitlines()) == 8
     (run,) = summary["auditors"]["privacy"]["runs"]
-    assert run["epsilon"] == pytest.approx(8.0, rel=0.02) and not run["flags"]
+    assert run["epsilon"] == pytest.approx(8.0, rel=0.02) and not run["flags"]  # not degenerate either
+    assert summary["auditors"]["privacy"]["non_private"]["degenerate"] is None
     assert set(summary["auditors"]["fairness"]["by_group"]) == {"sex", "age_group", "sex*age_group"}
     proc = run_cli("validate", config)
     assert proc.returncode == 0 and "loads and scores" in proc.stdout

@@ -98,6 +98,8 @@ class RetrainRequest:
     pooling: str = "pooler"  # transformer models: "pooler" or "mean" of token states
     base: str | None = None  # transformer models: the base model to start from; default the build's base
     cache_activations: bool = True  # frozen layers computed once, not in every step
+    kind: str = "top_layers"  # transformer models: "probe" (top_layers 0), "top_layers" or "lora"
+    lora_rank: int = 8  # kind "lora": rank of the adapters on the attention projections
 
 
 class Retrainable(Capability):

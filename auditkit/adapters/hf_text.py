@@ -22,6 +22,7 @@ from transformers.utils import logging as hf_logging  # noqa: E402
 
 from auditkit.adapters.base import ModelAdapter, Predictions, positive_probability  # noqa: E402
 from auditkit.adapters.capabilities import Retrainable, RetrainRequest, TextAttributable  # noqa: E402
+from auditkit.adapters.hf_lora import lora_trainable  # noqa: E402
 from auditkit.adapters.hf_retrain import text_trainable  # noqa: E402
 from auditkit.config import DataConfig, ModelConfigBase, StrictModel  # noqa: E402
 from auditkit.data import AuditData, Split  # noqa: E402
@@ -295,6 +296,10 @@ class HfTextAdapter(ModelAdapter, TextAttributable, Retrainable):
             id2label={0: negative, 1: positive},
             label2id={negative: 0, positive: 1},
         )
+        if request.kind == "lora":
+            return lora_trainable(
+                base, self.tokenizer, data, self.max_length, request.lora_rank, request.seed, progress
+            )
         return text_trainable(
             base,
             self.tokenizer,

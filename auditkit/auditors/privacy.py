@@ -1,13 +1,18 @@
 """``privacy``: DP fine-tuning at several epsilons, what it costs in utility and fairness,
-and a membership-inference check of every run and of the audited model."""
+and membership inference (loss threshold and LiRA) against every run and the audited model.
+
+Every run is tuned and thresholded on a validation carve-out of the training split, and a
+run that learned nothing (constant predictions, balanced accuracy indistinguishable from
+chance) is flagged: nothing derived from it is reported as a finding.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, field_validator
-from scipy.special import softmax
+from pydantic import Field, field_validator
+from torch.utils.data import ConcatDataset
 
 from auditkit.adapters.capabilities import Retrainable, RetrainRequest
 from auditkit.auditors.base import AuditContext, Auditor
@@ -16,26 +21,47 @@ from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.errors import AuditError
 from auditkit.predictions import Predictions
 from auditkit.privacy.mia import AttackResult, balanced, cross_entropy, loss_attack
-from auditkit.privacy.runs import RunOutcome, RunSettings, train_run
+from auditkit.privacy.plan import RunSpec, plan_runs
+from auditkit.privacy.selection import constant_reason, degenerate_reason, subset, validation_split
+from auditkit.privacy.study import PrivacyRun, Study
 from auditkit.results import AuditorResult, MetricValue
-from auditkit.stats.groups import DISPARITIES, GroupRules, group_metrics
-from auditkit.stats.paired import paired_changes
-from auditkit.training import Trainable
+from auditkit.stats.groups import DISPARITIES
+from auditkit.training import Trainable, TrainingData
 
 GROUP_RATES = ("accuracy", "tpr", "fpr")
+
+
+class SweepEntry(StrictModel):
+    epsilon: float = Field(gt=0)
+    max_grad_norm: float | None = Field(None, gt=0, description="Default: the audit's max_grad_norm.")
+    learning_rate: float | None = Field(None, gt=0, description="Default: chosen on validation from learning_rate.")
 
 
 class PrivacySettings(StrictModel):
     epsilons: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
         default_factory=lambda: [1.0, 3.0, 8.0], min_length=1, description="Target epsilons, each > 0 and finite."
     )
+    sweep: list[SweepEntry] = Field(
+        default_factory=list, description="Extra runs at another clip norm or learning rate; ids eps=8,clip=0.5,lr=..."
+    )
     delta: float | None = Field(None, gt=0, lt=1, description="Default: 1 / (10 x training rows), below 1/N.")
     accountant: Literal["rdp", "prv"] = "rdp"
     max_grad_norm: float = Field(1.0, gt=0)
-    epochs: int = Field(3, ge=1)
-    learning_rate: float = Field(1e-3, gt=0)
+    epochs: int | list[int] = Field(3, description="One value, or a grid chosen on the validation carve-out.")
+    learning_rate: float | list[float] = Field(1e-3, description="One value, or a grid chosen on validation.")
+    validation_share: float = Field(0.2, gt=0, lt=1, description="Share of the training split held out for choices.")
+    threshold: Literal["validation", "argmax"] = Field(
+        "validation", description="validation: best balanced accuracy on the carve-out; argmax: as a plain classifier."
+    )
+    lira_shadows: int = Field(8, ge=0, description="Shadow models per attacked run for LiRA; 0 turns LiRA off.")
     batch_size: int = Field(64, ge=2, description="Expected logical batch (Poisson sampling).")
     max_physical_batch_size: int = Field(64, ge=1, description="Memory bound (Opacus BatchMemoryManager).")
+    run_kind: Literal["probe", "top_layers", "lora"] = Field(
+        "top_layers",
+        description="Text models: probe (the cheap option: a classifier on frozen features, train_top_layers 0), "
+        "top_layers (train_top_layers on cached activations) or lora (adapters on every attention layer).",
+    )
+    lora_rank: int = Field(8, ge=1, description="run_kind lora: rank of the adapters.")
     train_top_layers: int = Field(1, ge=0, description="Text models: train the top N layers, pooler, classifier.")
     pooling: Literal["pooler", "mean"] = Field(
         "pooler", description="Text models: the [CLS] pooler as in the audited model, or mean of token states."
@@ -56,42 +82,46 @@ class PrivacySettings(StrictModel):
             raise ValueError(f"epsilon {repeated[0]:g} is listed twice")
         return value
 
+    def grid(self) -> tuple[list[float], list[int]]:
+        rates = self.learning_rate if isinstance(self.learning_rate, list) else [self.learning_rate]
+        epochs = self.epochs if isinstance(self.epochs, list) else [self.epochs]
+        if not rates or not epochs or min(rates) <= 0 or min(epochs) < 1:
+            raise AuditError("auditors.privacy: learning_rate and epochs need positive values")
+        return rates, epochs
 
-class PrivacyRun(BaseModel):
-    target_epsilon: float | None
-    epsilon: float | None
-    delta: float
-    noise_multiplier: float
-    sample_rate: float
-    steps: int
-    max_grad_norm: float | None
-    accountant: str | None
-    epochs: int
-    seconds: float
-    metrics: dict[str, Any]
-    by_group: dict[str, dict[str, dict[str, float | None]]]
-    fairness_cost: dict[str, dict[str, Any]]
-    mia: AttackResult
-    flags: list[str] = Field(default_factory=list)
+    def runs(self) -> list[RunSpec]:
+        rates, epochs = self.grid()
+        sweep = [(e.epsilon, e.max_grad_norm, e.learning_rate) for e in self.sweep]
+        return plan_runs(self.epsilons, self.max_grad_norm, rates, epochs, sweep)
 
 
 class PrivacyResult(AuditorResult):
     trained: str
+    run_kind: str = "top_layers"
     delta: float
+    n_fit: int
+    n_validation: int
     runs: list[PrivacyRun]
     non_private: PrivacyRun
+    audited_metrics: dict[str, Any]
+    audited_degenerate: str | None = None
     audited_model: dict[str, AttackResult]
 
     def metric_values(self) -> dict[str, MetricValue]:
-        audited = self.audited_model["mia"]
+        audited = self.audited_model.get("mia")
+        why = f"the audited model predicts one label for every row: {self.audited_degenerate}"
         out = {
-            "mia_auc[audited]": MetricValue(audited.auc),
-            "epsilon_lower_bound[audited]": MetricValue(audited.epsilon_lower_bound),
+            "mia_auc[audited]": MetricValue(audited.auc) if audited else MetricValue(None, reason=why),
+            "epsilon_lower_bound[audited]": (
+                MetricValue(audited.epsilon_lower_bound) if audited else MetricValue(None, reason=why)
+            ),
         }
         for run in self.runs:
-            tag = f"eps={run.target_epsilon:g}"
+            tag = run.tag
             out[f"accuracy[{tag}]"] = MetricValue(run.metrics["accuracy"])
-            out[f"mia_auc[{tag}]"] = MetricValue(run.mia.auc)
+            out[f"mia_auc[{tag}]"] = (
+                MetricValue(run.mia.auc) if run.mia else MetricValue(None, reason=run.attack_reason)
+            )
             for slice_, changes in run.fairness_cost.items():
                 for key, value in changes.items():
                     if key.endswith("_reason") or key == "ci":
@@ -118,8 +148,8 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
     @classmethod
     def metric_ids(cls, settings: PrivacySettings, config: AuditConfigBase) -> set[str]:
         ids = {f"{cls.name}.mia_auc[audited]", f"{cls.name}.epsilon_lower_bound[audited]"}
-        for eps in settings.epsilons:
-            tag = f"eps={eps:g}"
+        for spec in settings.runs():
+            tag = spec.tag
             ids |= {f"{cls.name}.accuracy[{tag}]", f"{cls.name}.mia_auc[{tag}]"}
             for feature in config.data.sensitive_features:
                 ids.add(f"{cls.name}.accuracy_drop_gap[{feature}@{tag}]")
@@ -129,49 +159,50 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
     @classmethod
     def check_adapter(cls, settings: PrivacySettings, config: AuditConfigBase, adapter_cls: type) -> None:
         super().check_adapter(settings, config, adapter_cls)
+        settings.grid()
         adapter_cls.check_retrain(config.model, request(settings, config.seed))
 
     def run(self, context: AuditContext) -> PrivacyResult:
-        s = self.settings
-        data = context.data
-        delta = default_delta(s, len(data.train))
-        trainable = self._trainable(context)
-        run_settings = RunSettings(
-            s.epochs,
-            s.learning_rate,
-            s.batch_size,
-            s.max_grad_norm,
-            delta,
-            s.accountant,
-            s.max_physical_batch_size,
-            s.grad_sample_mode,
-            context.seed,
-        )
-        device = context.adapter.device
+        s, data = self.settings, context.data
+        whole = self._trainable(context)
+        fit_rows, val_rows = validation_split(data.train.y, s.validation_share, context.seed)
+        trainable = Trainable(whole.fresh, subset(whole.train, fit_rows), whole.test, whole.description)
+        validation = subset(whole.train, val_rows)
+        y_fit, y_val, y_test = data.train.y[fit_rows], data.train.y[val_rows], data.test.y
+        delta = default_delta(s, len(fit_rows))
+        rates, epochs = s.grid()
         rng = np.random.default_rng(context.seed)
-        members, nonmembers = balanced(np.arange(len(data.train)), np.arange(len(data.test)), rng)
-        reference = train_run(trainable, run_settings, None, device, context.progress)
-        reference_test = self._predictions(context, reference.test_logits)
-        non_private = self._summarise(context, reference, reference_test, None, members, nonmembers, delta, rng)
-        runs = []
-        for eps in s.epsilons:
-            outcome = train_run(trainable, run_settings, eps, device, context.progress)
-            predictions = self._predictions(context, outcome.test_logits)
-            runs.append(self._summarise(context, outcome, predictions, reference_test, members, nonmembers, delta, rng))
-        # The audited model scores only the sampled members: no need to score the whole training split.
-        train_p = context.adapter.predict(data.train.subset(members), context.progress)
-        test_p = context.predictions("test")
-        audited = loss_attack(
-            cross_entropy(_probability_of_label(train_p)),
-            cross_entropy(_probability_of_label(test_p))[nonmembers],
-            delta,
+        members, nonmembers = balanced(np.arange(len(fit_rows)), np.arange(len(data.test)), rng)
+        population = TrainingData(ConcatDataset([trainable.train.dataset, whole.test.dataset]), whole.train.collate)
+        study = Study(
+            self.settings, context, trainable, validation, population, y_fit, y_val, y_test, members, nonmembers
         )
+        reference_spec = RunSpec(None, s.max_grad_norm, tuple(rates), (max(epochs),), "non-private")
+        non_private = study.run(reference_spec, None, delta, rng)
+        runs = [study.run(spec, non_private, delta, rng) for spec in s.runs()]
+        # The audited model scores only the sampled members: no need to score the whole training split.
+        test_p = context.predictions("test")
+        audited_metrics = headline_metrics(test_p.y_true, test_p.y_pred, test_p.scores)
+        audited_degenerate = degenerate_reason(test_p.y_true, test_p.y_pred, s.n_boot, rng)
+        audited: dict[str, AttackResult] = {}
+        if constant_reason(test_p.y_pred) is None:  # a model at chance level can still memorise: attack it
+            train_p = context.adapter.predict(data.train.subset(fit_rows[members]), context.progress)
+            audited["mia"] = loss_attack(
+                cross_entropy(_probability_of_label(train_p)),
+                cross_entropy(_probability_of_label(test_p))[nonmembers],
+                delta,
+            )
         return PrivacyResult(
             trained=trainable.description,
+            run_kind=s.run_kind,
             delta=delta,
-            runs=runs,
-            non_private=non_private,
-            audited_model={"mia": audited},
+            n_fit=len(fit_rows),
+            n_validation=len(val_rows),
+            runs=[r.result for r in runs],
+            non_private=non_private.result,
+            audited_metrics=audited_metrics,
+            audited_degenerate=audited_degenerate,
+            audited_model=audited,
         )
 
     def _trainable(self, context: AuditContext) -> Trainable:
@@ -180,85 +211,18 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
             raise AuditError(f"auditors.privacy: adapter {type(adapter).__name__} cannot be retrained")
         return adapter.trainable(context.data, request(self.settings, context.seed), context.progress)
 
-    def _predictions(self, context: AuditContext, logits: np.ndarray) -> Predictions:
-        test = context.data.test
-        scores = softmax(logits, axis=1)[:, 1]
-        return Predictions(test.ids, test.y, scores, (scores >= 0.5).astype(np.int64), 0, logits, test.classes)
-
-    def _summarise(
-        self,
-        context: AuditContext,
-        outcome: RunOutcome,
-        test_p: Predictions,
-        reference: Predictions | None,
-        members: np.ndarray,
-        nonmembers: np.ndarray,
-        delta: float,
-        rng: np.random.Generator,
-    ) -> PrivacyRun:
-        s, data = self.settings, context.data
-        slices = [[f] for f in data.sensitive_features]
-        rules = GroupRules(min_group_size=s.min_group_size, n_boot=s.n_boot)
-        sensitive = data.test.frame
-        reports = group_metrics(test_p.y_true, test_p.y_pred, test_p.scores, sensitive, slices, rules, rng)
-        by_group = {
-            name: {g: {r: rep.rates[r].value for r in GROUP_RATES} for g, rep in report.groups.items()}
-            for name, report in reports.items()
-        }
-        cost: dict[str, dict[str, Any]] = {}
-        if reference is not None:
-            for name, changes in paired_changes(
-                sensitive, test_p.y_true, reference.y_pred, test_p.y_pred, slices, rules, rng
-            ).items():
-                entry: dict[str, Any] = {"ci": {}}
-                for key, e in changes.items():
-                    entry[key] = e.value
-                    entry["ci"][key] = list(e.ci) if e.ci else None
-                    if e.reason:
-                        entry[f"{key}_reason"] = e.reason
-                cost[name] = entry
-        train_loss = cross_entropy(_softmax_of_label(outcome.train_logits, data.train.y))
-        test_loss = cross_entropy(_softmax_of_label(outcome.test_logits, data.test.y))
-        attack = loss_attack(train_loss[members], test_loss[nonmembers], delta)
-        flags = []
-        if outcome.epsilon is not None and attack.epsilon_lower_bound > outcome.epsilon:
-            flags.append(
-                f"the attack's epsilon lower bound {attack.epsilon_lower_bound:.3g} exceeds the accounted "
-                f"epsilon {outcome.epsilon:.3g}: a bug in accounting or in the audit"
-            )
-        private = outcome.target_epsilon is not None
-        return PrivacyRun(
-            target_epsilon=outcome.target_epsilon,
-            epsilon=outcome.epsilon,
-            delta=delta,
-            noise_multiplier=outcome.noise_multiplier,
-            sample_rate=outcome.sample_rate,
-            steps=outcome.steps,
-            max_grad_norm=s.max_grad_norm if private else None,
-            accountant=s.accountant if private else None,
-            epochs=s.epochs,
-            seconds=round(outcome.seconds, 2),
-            metrics=headline_metrics(test_p.y_true, test_p.y_pred, test_p.scores),
-            by_group=by_group,
-            fairness_cost=cost,
-            mia=attack,
-            flags=flags,
-        )
-
 
 def request(settings: PrivacySettings, seed: int) -> RetrainRequest:
     """What the DP runs ask the adapter to retrain."""
     return RetrainRequest(
         seed=seed,
-        top_layers=settings.train_top_layers,
+        top_layers=0 if settings.run_kind == "probe" else settings.train_top_layers,
         pooling=settings.pooling,
         base=settings.base,
         cache_activations=settings.cache_activations,
+        kind=settings.run_kind,
+        lora_rank=settings.lora_rank,
     )
-
-
-def _softmax_of_label(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return softmax(logits, axis=1)[np.arange(len(y)), y]
 
 
 def _probability_of_label(p: Predictions) -> np.ndarray:

@@ -20,6 +20,8 @@ FPR_LEVELS = (0.01, 0.001)
 class AttackResult(BaseModel):
     auc: float
     tpr_at_fpr: dict[str, float]
+    tpr_at_fpr_ci: dict[str, list[float]] = {}  # Clopper-Pearson 95% on the members found at that threshold
+    method: str = "loss threshold"
     epsilon_lower_bound: float
     epsilon_lower_bound_ceiling: float
     n_members: int
@@ -50,13 +52,28 @@ def balanced(members: np.ndarray, nonmembers: np.ndarray, rng: np.random.Generat
     return rng.choice(members, n, replace=False), rng.choice(nonmembers, n, replace=False)
 
 
+def clopper_pearson(successes: int, n: int, alpha: float = 0.05) -> list[float]:
+    """Exact two-sided 1 - alpha interval of a binomial rate."""
+    low = stats.beta.ppf(alpha / 2, successes, n - successes + 1) if successes > 0 else 0.0
+    high = stats.beta.ppf(1 - alpha / 2, successes + 1, n - successes) if successes < n else 1.0
+    return [float(low), float(high)]
+
+
 def loss_attack(member_loss: np.ndarray, nonmember_loss: np.ndarray, delta: float) -> AttackResult:
-    scores = np.concatenate([-member_loss, -nonmember_loss])
-    labels = np.concatenate([np.ones(len(member_loss)), np.zeros(len(nonmember_loss))])
+    return score_attack(-np.asarray(member_loss), -np.asarray(nonmember_loss), delta)
+
+
+def score_attack(
+    member_score: np.ndarray, nonmember_score: np.ndarray, delta: float, method: str = "loss threshold"
+) -> AttackResult:
+    """Any attack whose score is higher for members: ROC, TPR at low FPR, epsilon lower bound."""
+    scores = np.concatenate([member_score, nonmember_score])
+    labels = np.concatenate([np.ones(len(member_score)), np.zeros(len(nonmember_score))])
     fpr, tpr, _ = skm.roc_curve(labels, scores, drop_intermediate=False)
     auc = float(skm.roc_auc_score(labels, scores))
+    n_m, n_n = len(member_score), len(nonmember_score)
     tpr_at = {str(level): float(tpr[fpr <= level].max(initial=0.0)) for level in FPR_LEVELS}
-    n_m, n_n = len(member_loss), len(nonmember_loss)
+    tpr_ci = {level: clopper_pearson(round(value * n_m), n_m) for level, value in tpr_at.items()}
     false_pos = np.round(fpr * n_n)
     false_neg = np.round((1 - tpr) * n_m)
     bound = epsilon_bound(clopper_pearson_upper(false_pos, n_n), clopper_pearson_upper(false_neg, n_m), delta)
@@ -65,6 +82,8 @@ def loss_attack(member_loss: np.ndarray, nonmember_loss: np.ndarray, delta: floa
     return AttackResult(
         auc=auc,
         tpr_at_fpr=tpr_at,
+        tpr_at_fpr_ci=tpr_ci,
+        method=method,
         epsilon_lower_bound=float(max(bound.max(), 0.0)),
         epsilon_lower_bound_ceiling=float(ceiling[0]),
         n_members=n_m,

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from opacus import PrivacyEngine
+from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.utils.batch_memory_manager import BatchMemoryManager
 
 from auditkit.privacy.allocator import keep_freed_memory
+from auditkit.privacy.selection import validation_score
 from auditkit.progress import ProgressReporter
 from auditkit.training import Trainable, TrainingData, fit, seed_everything
 
@@ -40,6 +43,45 @@ class RunOutcome:
     train_logits: np.ndarray
     test_logits: np.ndarray
     losses: list[float]
+    validation_logits: np.ndarray | None = None
+    epochs: int = 0  # the epochs the returned model trained (non-private: the best on validation)
+    clipped_share: float | None = None  # share of per-sample gradients whose norm exceeded the clip norm
+    epsilons: dict[str, float] = field(default_factory=dict)  # accountant -> epsilon of the same run
+
+
+def accounted_epsilons(noise: float, sample_rate: float, steps: int, delta: float) -> dict[str, float]:
+    """Epsilon of one (noise, sample rate, steps) run under Opacus' RDP and PRV accountants."""
+    out = {}
+    for name, accountant in (("rdp", RDPAccountant()), ("prv", PRVAccountant())):
+        accountant.history = [(noise, sample_rate, steps)]
+        out[name] = float(accountant.get_epsilon(delta))
+    return out
+
+
+class ClipCounter:
+    """Counts per-sample gradients above the clip norm, from the norms Opacus clips with.
+
+    Wraps the DP optimizer's ``clip_and_accumulate``: the per-sample norms are computed as
+    Opacus computes them (per-parameter norms, then their norm), once per physical batch.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        self.clipped = self.total = 0
+        self.optimizer, original = optimizer, optimizer.clip_and_accumulate
+
+        def counting() -> None:
+            samples = optimizer.grad_samples
+            if len(samples) and len(samples[0]):
+                norms = torch.stack([g.reshape(len(g), -1).norm(2, dim=-1) for g in samples], dim=1).norm(2, dim=1)
+                self.clipped += int((norms > optimizer.max_grad_norm).sum())
+                self.total += len(norms)
+            original()
+
+        optimizer.clip_and_accumulate = counting
+
+    @property
+    def share(self) -> float | None:
+        return self.clipped / self.total if self.total else None
 
 
 def train_run(
@@ -48,7 +90,15 @@ def train_run(
     target_epsilon: float | None,
     device: torch.device,
     progress: ProgressReporter,
+    validation: TrainingData | None = None,
+    checkpoints: tuple[int, ...] = (),
 ) -> RunOutcome:
+    """Train one run on ``trainable.train``.
+
+    Non-private: of the epoch counts in ``checkpoints`` (and the last), the one with the best
+    validation score is kept, one training pass for the whole epochs grid. Private: all
+    ``settings.epochs`` run, as accounted.
+    """
     keep_freed_memory()  # per-sample gradients are re-allocated every step
     seed_everything(settings.seed)
     model = trainable.fresh().to(device)
@@ -57,18 +107,24 @@ def train_run(
     loader = trainable.train.loader(settings.batch_size, settings.seed)
     label = "non-private" if target_epsilon is None else f"epsilon {target_epsilon:g}"
     started = time.perf_counter()
+    clipped_share = None
+    epsilons: dict[str, float] = {}
     if target_epsilon is None:
-        losses = fit(
-            model,
-            loader,
-            optimizer,
-            epochs=settings.epochs,
-            device=device,
-            progress=progress,
-            description=f"Training ({label})",
-        )
-        epsilon, noise, steps = None, 0.0, settings.epochs * len(loader)
+        losses: list[float] = []
+        best, best_state, best_epoch = -np.inf, None, settings.epochs
+        for epoch in range(settings.epochs):
+            losses += fit(
+                model, loader, optimizer, epochs=1, device=device, progress=progress, description=f"Training ({label})"
+            )
+            if validation is not None and (epoch + 1 in checkpoints or epoch + 1 == settings.epochs):
+                score = validation_score(_labels(validation), logits_of(model, validation, device))
+                if score > best:
+                    best, best_state, best_epoch = score, copy.deepcopy(model.state_dict()), epoch + 1
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        epsilon, noise, steps = None, 0.0, best_epoch * len(loader)
         sample_rate = settings.batch_size / len(trainable.train.dataset)
+        epochs = best_epoch
     else:
         with warnings.catch_warnings():  # Opacus warns about secure RNG; reproducibility matters more here
             warnings.simplefilter("ignore")
@@ -86,8 +142,10 @@ def train_run(
             )
         if settings.grad_sample_mode == "ghost":
             model, optimizer, criterion, loader = private
+            counter = None  # ghost clipping never materialises per-sample gradients
         else:
             (model, optimizer, loader), criterion = private, None
+            counter = ClipCounter(optimizer)
         losses = []
         for _ in range(settings.epochs):
             with (
@@ -112,6 +170,9 @@ def train_run(
         noise = float(optimizer.noise_multiplier)
         sample_rate = float(loader.sample_rate)
         steps = int(sum(entry[2] for entry in engine.accountant.history))  # (noise, sample_rate, steps) entries
+        clipped_share = counter.share if counter is not None else None
+        epsilons = accounted_epsilons(noise, sample_rate, steps, settings.delta)
+        epochs = settings.epochs
     seconds = time.perf_counter() - started
     module = getattr(model, "_module", model)
     return RunOutcome(
@@ -124,7 +185,15 @@ def train_run(
         logits_of(module, trainable.train, device),
         logits_of(module, trainable.test, device),
         losses,
+        logits_of(module, validation, device) if validation is not None else None,
+        epochs,
+        clipped_share,
+        epsilons,
     )
+
+
+def _labels(data: TrainingData) -> np.ndarray:
+    return np.array([int(data.dataset[i][-1]) for i in range(len(data.dataset))])
 
 
 def logits_of(model: torch.nn.Module, data: TrainingData, device: torch.device, batch_size: int = 128) -> np.ndarray:
@@ -135,4 +204,5 @@ def logits_of(model: torch.nn.Module, data: TrainingData, device: torch.device, 
         for batch in loader:
             *inputs, _ = batch
             out.append(model(*(t.to(device) for t in inputs)).float().cpu().numpy())
+    model.train()
     return np.concatenate(out).astype(np.float64)

@@ -8,6 +8,12 @@ from auditkit.report.format import interval, number
 from auditkit.report.sections.base import Section, Table, figure_json, section_builder
 from auditkit.results import AuditorResult, GateResult
 
+KINDS = {
+    "probe": "probe, the cheap option: ",
+    "top_layers": "top encoder layers: ",
+    "lora": "LoRA fine-tuning of the encoder: ",
+}
+
 
 @section_builder("privacy")
 def privacy_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
@@ -39,11 +45,12 @@ def privacy_section(name: str, result: AuditorResult, gates: list[GateResult]) -
         xaxis_type="log",
     )
     roc = go.Figure()
-    for label, attack in [
-        ("audited model", s["audited_model"]["mia"]),
-        ("non-private run", reference["mia"]),
-        *[(f"epsilon {r['target_epsilon']:g}", r["mia"]) for r in runs],
-    ]:
+    attacks = [("audited model", s["audited_model"].get("mia"))]
+    for label, r in [("non-private run", reference), *[(r["tag"], r) for r in runs]]:
+        attacks += [(label, r["mia"]), (f"{label}, LiRA", r.get("lira"))]
+    for label, attack in attacks:
+        if not attack:
+            continue
         roc.add_trace(
             go.Scatter(
                 x=attack["roc"]["fpr"], y=attack["roc"]["tpr"], mode="lines", name=f"{label} (AUC {attack['auc']:.3f})"
@@ -51,58 +58,84 @@ def privacy_section(name: str, result: AuditorResult, gates: list[GateResult]) -
         )
     roc.add_trace(go.Scatter(x=[1e-3, 1], y=[1e-3, 1], mode="lines", line={"dash": "dot"}, name="chance"))
     roc.update_layout(
-        title="Membership inference ROC (loss threshold)",
+        title="Membership inference ROC (loss threshold and LiRA)",
         xaxis_type="log",
         yaxis_type="log",
         xaxis_title="false positive rate",
         yaxis_title="true positive rate",
     )
-    rows = []
-    for label, r in [("non-private", reference), *[(f"target {x['target_epsilon']:g}", x) for x in runs]]:
+    audited_m = s["audited_metrics"]
+    rows = [
+        [
+            "audited model (as built)",
+            *[None] * 10,
+            audited_m["accuracy"],
+            audited_m.get("balanced_accuracy"),
+            audited_m.get("roc_auc"),
+            "",
+            "",
+            "",
+            s.get("audited_degenerate") or "",
+        ]
+    ]
+    for label, r in [("non-private reference", reference), *[(x["tag"], x) for x in runs]]:
         rows.append(
             [
                 label,
                 r["epsilon"],
+                r["epsilons"].get("rdp"),
+                r["epsilons"].get("prv"),
                 r["delta"],
                 r["noise_multiplier"],
-                r["sample_rate"],
-                r["steps"],
                 r["max_grad_norm"],
-                r["accountant"] or "",
+                r["clipped_share"],
+                r["steps"],
+                r["learning_rate"],
+                r["threshold"],
                 r["metrics"]["accuracy"],
+                r["metrics"].get("balanced_accuracy"),
                 r["metrics"].get("roc_auc"),
-                r["mia"]["auc"],
-                f"{number(r['mia']['epsilon_lower_bound'])} (ceiling "
-                f"{number(r['mia']['epsilon_lower_bound_ceiling'])})",
+                _attack(r["mia"]),
+                _attack(r.get("lira")),
                 r["seconds"],
+                r["degenerate"] or "",
             ]
         )
-    audited = s["audited_model"]["mia"]
+    audited = s["audited_model"].get("mia")
+    kind = KINDS.get(s.get("run_kind"), "")
     runs_table = Table(
         [
             "run",
             "epsilon",
+            "epsilon (RDP)",
+            "epsilon (PRV)",
             "delta",
-            "noise",
-            "sample rate",
-            "steps",
+            "noise multiplier",
             "clip norm",
-            "accountant",
+            "share clipped",
+            "steps",
+            "learning rate",
+            "threshold",
             "accuracy",
+            "balanced accuracy",
             "ROC AUC",
-            "attack AUC",
-            "epsilon lower bound",
+            "loss attack: AUC / TPR@0.1% / eps lower bound",
+            "LiRA: AUC / TPR@0.1% [95% CI] / eps lower bound",
             "seconds",
+            "degenerate",
         ],
         rows,
-        caption=f"Runs ({s['trained']})",
+        caption=(
+            f"Runs ({kind}{s['trained']}); learning rate, epochs and threshold chosen on a validation carve-out of "
+            f"{s['n_validation']} training rows, runs trained on the other {s['n_fit']}"
+        ),
     )
     cost_rows = []
     for r in runs:
         for feature, cost in r["fairness_cost"].items():
             cost_rows.append(
                 [
-                    f"{r['target_epsilon']:g}",
+                    r["tag"],
                     feature,
                     cost.get("demographic_parity_ratio_change"),
                     interval(cost["ci"].get("demographic_parity_ratio_change")),
@@ -114,7 +147,7 @@ def privacy_section(name: str, result: AuditorResult, gates: list[GateResult]) -
             )
     cost_table = Table(
         [
-            "target epsilon",
+            "run",
             "slice",
             "Δ demographic parity ratio",
             "95% CI",
@@ -126,17 +159,36 @@ def privacy_section(name: str, result: AuditorResult, gates: list[GateResult]) -
         cost_rows,
         caption="Fairness cost of privacy, against the non-private run (paired bootstrap)",
     )
-    notes = [flag for r in runs for flag in r["flags"]]
+    notes = [f"{r['tag'] or 'non-private reference'}: {flag}" for r in [reference, *runs] for flag in r["flags"]]
     return Section(
         key=name,
         title="Privacy",
         tables=[runs_table, cost_table],
         figures=[figure_json(curve), figure_json(roc)],
         notes=notes,
-        intro=(
-            f"Audited model: membership-inference AUC {audited['auc']:.3f}, TPR at 1% FPR "
-            f"{audited['tpr_at_fpr']['0.01']:.3f}, empirical epsilon lower bound "
-            f"{audited['epsilon_lower_bound']:.3g} (the most these {audited['n_members']} + "
-            f"{audited['n_nonmembers']} rows could show: {audited['epsilon_lower_bound_ceiling']:.3g})."
-        ),
+        intro=_intro(audited, s.get("audited_degenerate")),
+    )
+
+
+def _attack(attack: dict | None) -> str:
+    if not attack:
+        return "not run"
+    ci = attack.get("tpr_at_fpr_ci", {}).get("0.001")
+    return (
+        f"{number(attack['auc'])} / {number(attack['tpr_at_fpr']['0.001'])}"
+        + (f" {interval(ci)}" if ci else "")
+        + f" / {number(attack['epsilon_lower_bound'])}"
+    )
+
+
+def _intro(audited: dict | None, degenerate: str | None) -> str:
+    if audited is None:
+        return f"Audited model: degenerate ({degenerate}); no membership-inference conclusion is drawn from it."
+    return (
+        f"Audited model: membership-inference AUC {audited['auc']:.3f}, TPR at 1% FPR "
+        f"{audited['tpr_at_fpr']['0.01']:.3f}, empirical epsilon lower bound "
+        f"{audited['epsilon_lower_bound']:.3g} (the most these {audited['n_members']} + "
+        f"{audited['n_nonmembers']} rows could show: {audited['epsilon_lower_bound_ceiling']:.3g}). "
+        "Runs train what the adapter's retrain capability gives them (see the table caption); "
+        "a run marked degenerate learned nothing, so nothing derived from it is a finding."
     )
