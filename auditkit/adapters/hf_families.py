@@ -118,6 +118,7 @@ class Family:
     stack: type[nn.Module] = MaskedStack
     frozen: Callable[[nn.Module], list[nn.Module]] = lambda layer: []
     positions: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None
+    attributed: Callable[[nn.Module], nn.Module] = lambda m: m.get_input_embeddings()  # the layer IG attributes
     position_offset: int = 0  # positions the family reserves before the first token
 
 
@@ -144,6 +145,10 @@ DEBERTA_V2 = Family(
     output=lambda m: m.classifier,
     stack=DebertaStack,
     frozen=_deberta_frozen,
+    # Without absolute positions (DeBERTa-v3) the word embeddings go straight into a LayerNorm, which is
+    # scale-invariant: from a zero pad embedding the IG path is flat then jumps at 0. Attributing the
+    # normalised embeddings keeps the path meaningful and completeness exact.
+    attributed=lambda m: m.base_model.embeddings,
 )
 DISTILBERT = Family(
     layers=lambda m: m.base_model.transformer.layer,
@@ -172,6 +177,12 @@ def family_of(config: object, key: str = "model") -> Family:
             f"for DP runs (known families: {known})"
         )
     return family
+
+
+def attributed_layer(model: nn.Module) -> nn.Module:
+    """The per-token layer IG attributes: the input embeddings, or the family's own choice."""
+    family = FAMILIES.get(str(getattr(model.config, "model_type", None)))
+    return family.attributed(model) if family is not None else model.get_input_embeddings()
 
 
 def model_inputs(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -21,7 +21,7 @@ from transformers.utils import logging as hf_logging  # noqa: E402
 
 from auditkit.adapters.base import ModelAdapter, Predictions, positive_probability  # noqa: E402
 from auditkit.adapters.capabilities import Retrainable, RetrainRequest, TextAttributable  # noqa: E402
-from auditkit.adapters.hf_families import FAMILIES, family_of, model_inputs  # noqa: E402
+from auditkit.adapters.hf_families import FAMILIES, attributed_layer, family_of, model_inputs  # noqa: E402
 from auditkit.adapters.hf_retrain import text_trainable  # noqa: E402
 from auditkit.config import DataConfig, ModelConfigBase, StrictModel  # noqa: E402
 from auditkit.data import AuditData, Split  # noqa: E402
@@ -245,7 +245,7 @@ class HfTextAdapter(ModelAdapter, TextAttributable, Retrainable):
         return LogitsOf(self.model)
 
     def embedding_layer(self) -> torch.nn.Module:
-        return self.model.get_input_embeddings()
+        return attributed_layer(self.model)
 
     def encode_words(self, texts: Sequence[str]) -> list[EncodedText]:
         enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, return_offsets_mapping=True)
