@@ -2,7 +2,10 @@
 
 Frozen bottom layers are deterministic in eval mode, so their outputs are computed once
 per split and every run (each epsilon and the non-private reference) trains only the
-top layers on those cached activations. :meth:`HfTextAdapter.trainable` calls this.
+top layers and the family's own head on those cached activations. Where the standalone top
+does not reproduce the model (checked on the data), the whole model is recomputed in every
+step with its bottom frozen instead. :meth:`HfTextAdapter.trainable` calls this; the
+per-family knowledge lives in :mod:`auditkit.adapters.hf_families`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from auditkit.adapters.hf_families import Bottom, FullRecompute, Top, family_of, model_inputs, split
 from auditkit.data import AuditData, Split
 from auditkit.errors import AuditError
 from auditkit.progress import ProgressReporter
@@ -46,55 +50,6 @@ def _pad_collate(items: Sequence[tuple[torch.Tensor, ...]]) -> tuple[torch.Tenso
     return tokens, mask, torch.stack([i[2] for i in items])
 
 
-class TopOfBert(torch.nn.Module):
-    """The top ``k`` transformer layers, pooler and classifier of a BERT-family classifier.
-
-    ``pooling="mean"`` replaces the [CLS] pooler by the mean of the token states, as
-    sentence-embedding models are trained to be read (a linear probe when ``k`` is 0).
-    """
-
-    def __init__(self, model: torch.nn.Module, k: int, pooling: str = "pooler") -> None:
-        super().__init__()
-        self.pooling = pooling
-        base = model.base_model
-        layers = list(base.encoder.layer)
-        self.layers = torch.nn.ModuleList(copy.deepcopy(layers[len(layers) - k :]) if k else [])
-        self.pooler = copy.deepcopy(base.pooler) if pooling == "pooler" else None  # unused weights break Opacus
-        self.dropout = torch.nn.Dropout(getattr(model.config, "hidden_dropout_prob", 0.1))
-        self.classifier = copy.deepcopy(model.classifier)
-
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        additive = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
-        for layer in self.layers:
-            out = layer(hidden, additive)
-            hidden = out[0] if isinstance(out, tuple) else out
-        if self.pooling == "mean":
-            weights = mask.to(hidden.dtype)[:, :, None]
-            pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
-        else:
-            pooled = self.pooler(hidden)
-        return self.classifier(self.dropout(pooled))
-
-
-class FrozenBottom(torch.nn.Module):
-    """No caching: the frozen bottom runs inside every step (for the caching benchmark)."""
-
-    def __init__(self, model: torch.nn.Module, k: int, pooling: str = "pooler") -> None:
-        super().__init__()
-        self.top = TopOfBert(model, k, pooling)  # copies the top before the bottom is frozen
-        self.model, self.k = copy.deepcopy(model).eval().requires_grad_(False), k
-
-    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            hidden = _bottom_hidden(self.model, input_ids, mask, self.k)
-        return self.top(hidden, mask)
-
-
-def _bottom_hidden(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
-    out = model.base_model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-    return out.hidden_states[len(out.hidden_states) - 1 - k]
-
-
 def text_trainable(
     base: torch.nn.Module,
     tokenizer: object,
@@ -107,40 +62,78 @@ def text_trainable(
     cache: bool = True,
     pooling: str = "pooler",
 ) -> Trainable:
-    """Train the top ``top_layers`` layers of ``base`` (a fresh classifier head, seeded) on cached activations."""
-    if not (hasattr(base.base_model, "encoder") and hasattr(base.base_model, "pooler") and hasattr(base, "classifier")):
-        raise AuditError("auditors.privacy: activation caching needs a BERT-family model (encoder, pooler, classifier)")
-    n_layers = len(base.base_model.encoder.layer)
-    if not 0 <= top_layers <= n_layers:
-        raise AuditError(f"auditors.privacy.train_top_layers: the model has {n_layers} layers")
-    base = base.to(device).eval()
+    """Train the top ``top_layers`` layers and the head of ``base`` (seeded) on cached activations."""
+    bottom, top = split(base.to(device).eval(), top_layers, pooling)
+    n_layers = len(family_of(base.config).layers(base))
     seed_everything(seed)
-    template = TopOfBert(base, top_layers, pooling) if cache else FrozenBottom(base, top_layers, pooling)
+    ids_of = {s.name: encode(tokenizer, s.texts or [], max_length).input_ids for s in (data.train, data.test)}
+    pad_id = getattr(tokenizer, "pad_token_id", 0) or 0
+    standalone = cache and runs_standalone(bottom, top, ids_of[data.train.name][:8], pad_id, device)
+    template = top if standalone else FullRecompute(base, top_layers, pooling)
+    template = opacus_ready(template)
 
     def fresh() -> torch.nn.Module:
         return copy.deepcopy(template).train()
 
-    def examples(split: Split) -> TrainingData:
-        ids = encode(tokenizer, split.texts or [], max_length).input_ids
-        if not cache:
-            rows = [torch.as_tensor(i) for i in ids]
-            masks = [torch.ones(len(i), dtype=torch.long) for i in ids]
-            return TrainingData(TensorRows([rows, masks], split.y), _pad_collate)
+    def examples(split_: Split) -> TrainingData:
+        ids = ids_of[split_.name]
+        masks = [torch.ones(len(i), dtype=torch.long) for i in ids]
+        if not standalone:
+            return TrainingData(TensorRows([[torch.as_tensor(i) for i in ids], masks], split_.y), _pad_collate)
         hidden: list[torch.Tensor] = [torch.empty(0)] * len(ids)
         order = np.argsort([len(i) for i in ids])
-        with progress.task(f"Caching activations ({split.name})", total=len(ids)) as advance, torch.inference_mode():
+        with progress.task(f"Caching activations ({split_.name})", total=len(ids)) as advance, torch.inference_mode():
             for start in range(0, len(order), 64):
                 rows = order[start : start + 64]
-                batch_ids, mask = pad([ids[i] for i in rows], getattr(tokenizer, "pad_token_id", 0) or 0)
-                states = _bottom_hidden(base, batch_ids.to(device), mask.to(device), top_layers).float().cpu()
+                batch_ids, mask = pad([ids[i] for i in rows], pad_id)
+                states = bottom(batch_ids.to(device), mask.to(device)).float().cpu()
                 for k, i in enumerate(rows):
                     hidden[i] = states[k, : len(ids[i])].clone()
                 advance(len(rows))
-        masks = [torch.ones(len(i), dtype=torch.long) for i in ids]
-        return TrainingData(TensorRows([hidden, masks], split.y), _pad_collate)
+        return TrainingData(TensorRows([hidden, masks], split_.y), _pad_collate)
 
-    head = "pooler" if pooling == "pooler" else "mean pooling"
-    what = f"top {top_layers} of {n_layers} layers, {head} and a fresh classifier" + (
-        " on cached activations" if cache else ", bottom recomputed every step"
-    )
+    head = "its own classification head" if pooling == "pooler" else "mean pooling and its last linear layer"
+    what = f"top {top_layers} of {n_layers} layers and {head}"
+    if top.frozen:
+        what += " (relative-position projections frozen: they read unbatched position embeddings)"
+    if standalone:
+        what += " on cached activations"
+    elif cache:
+        what += "; the top layers do not run standalone for this model, so the whole model is recomputed every step"
+    else:
+        what += ", the whole model recomputed every step with the bottom frozen"
     return Trainable(fresh, examples(data.train), examples(data.test), what)
+
+
+def runs_standalone(bottom: Bottom, top: Top, ids: list[list[int]], pad_id: int, device: torch.device) -> bool:
+    """Whether the copied top reproduces the model's last hidden states on these examples."""
+    if not ids:
+        return True
+    batch, mask = pad(ids, pad_id)
+    batch, mask = batch.to(device), mask.to(device)
+    model = bottom.model
+    was_training = top.training
+    top.eval()
+    try:
+        with torch.inference_mode():
+            expected = model.base_model(**model_inputs(model, batch, mask))[0]
+            got = top.stack(bottom(batch, mask), mask)
+    except (RuntimeError, TypeError, ValueError, IndexError):
+        return False
+    finally:
+        top.train(was_training)
+    keep = mask.bool()
+    return bool(torch.allclose(got[keep], expected[keep], rtol=1e-4, atol=1e-4 * float(expected.abs().max()) + 1e-6))
+
+
+def opacus_ready(module: torch.nn.Module) -> torch.nn.Module:
+    """The module Opacus can make private: fixed where Opacus knows how, else one clear error."""
+    from opacus.validators import ModuleValidator
+
+    module.train()
+    if ModuleValidator.validate(module, strict=False):
+        module = ModuleValidator.fix(module)
+    errors = ModuleValidator.validate(module, strict=False)
+    if errors:
+        raise AuditError(f"auditors.privacy: Opacus cannot train this model's top layers: {errors[0]}")
+    return module

@@ -22,6 +22,7 @@ from transformers.utils import logging as hf_logging  # noqa: E402
 
 from auditkit.adapters.base import ModelAdapter, Predictions, positive_probability  # noqa: E402
 from auditkit.adapters.capabilities import Retrainable, RetrainRequest, TextAttributable  # noqa: E402
+from auditkit.adapters.hf_families import FAMILIES, attributed_layer, family_of, model_inputs  # noqa: E402
 from auditkit.adapters.hf_lora import lora_trainable  # noqa: E402
 from auditkit.adapters.hf_retrain import text_trainable  # noqa: E402
 from auditkit.config import DataConfig, ModelConfigBase, StrictModel  # noqa: E402
@@ -76,14 +77,18 @@ class TokenDataset(Dataset):
 
 
 class LogitsOf(torch.nn.Module):
-    """Wraps a transformers classifier so ``module(input_ids, attention_mask)`` returns logits."""
+    """Wraps a transformers classifier so ``module(input_ids, attention_mask)`` returns logits.
+
+    Position ids come from the mask where the family would derive them from token ids (RoBERTa),
+    so replacing tokens by a pad baseline never moves positions.
+    """
 
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        return self.model(**model_inputs(self.model, input_ids, attention_mask)).logits
 
 
 def _training_data(tokenizer: Any, split: Split, max_length: int) -> TrainingData:
@@ -165,7 +170,7 @@ class HfTextAdapter(ModelAdapter, TextAttributable, Retrainable):
         self.tokenizer = tokenizer
         self.model = model.to(self.device).eval()
         self.positive_index = positive_index
-        self.max_length = min(config.max_length, int(getattr(model.config, "max_position_embeddings", 10**6)))
+        self.max_length = min(config.max_length, max_tokens(model.config))
 
     @classmethod
     def check_data(cls, config: ModelConfigBase, data_config: DataConfig) -> None:
@@ -208,7 +213,7 @@ class HfTextAdapter(ModelAdapter, TextAttributable, Retrainable):
         )
         device = torch.device("cuda" if torch.cuda.is_available() and config.device != "cpu" else "cpu")
         freeze_below_top(model, settings.train_top_layers)
-        train = _training_data(tokenizer, data.train, min(config.max_length, model.config.max_position_embeddings))
+        train = _training_data(tokenizer, data.train, min(config.max_length, max_tokens(model.config)))
         loader = train.loader(settings.batch_size, seed)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
@@ -238,7 +243,7 @@ class HfTextAdapter(ModelAdapter, TextAttributable, Retrainable):
             for start in range(0, len(order), batch):
                 rows = order[start : start + batch]
                 ids, mask = pad([encoded.input_ids[i] for i in rows], self.tokenizer.pad_token_id or 0)
-                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+                logits = self.model(**model_inputs(self.model, ids.to(self.device), mask.to(self.device))).logits
                 scores[rows] = positive_probability(logits, self.positive_index).cpu().double().numpy()
                 raw[rows] = logits.cpu().double().numpy()
                 advance(len(rows))
@@ -260,7 +265,7 @@ class HfTextAdapter(ModelAdapter, TextAttributable, Retrainable):
         return LogitsOf(self.model)
 
     def embedding_layer(self) -> torch.nn.Module:
-        return self.model.get_input_embeddings()
+        return attributed_layer(self.model)
 
     def encode_words(self, texts: Sequence[str]) -> list[EncodedText]:
         enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, return_offsets_mapping=True)
@@ -284,11 +289,24 @@ class HfTextAdapter(ModelAdapter, TextAttributable, Retrainable):
     def check_retrain(cls, config: ModelConfigBase, request: RetrainRequest) -> None:
         if request.base is None and getattr(config, "build", None) is None:
             raise AuditError("auditors.privacy.base: name the base model (the config has no model.build.base)")
+        key = "auditors.privacy.base" if request.base is not None else "model.build.base"
+        path = resolve_base(request.base or config.build.base)  # type: ignore[attr-defined]
+        if not (path / "config.json").is_file():
+            return  # a missing folder is reported when the run opens it
+        try:
+            base_config = AutoConfig.from_pretrained(path, **SAFE)
+        except (OSError, ValueError, KeyError) as exc:
+            raise AuditError(f"{key} {path}: unreadable config.json: {str(exc).splitlines()[0]}") from None
+        family_of(base_config, f"{key} {path}")
+        n_layers = int(getattr(base_config, "num_hidden_layers", 0))
+        if request.top_layers > n_layers:
+            raise AuditError(f"auditors.privacy.train_top_layers: {request.top_layers} asked, {path} has {n_layers}")
 
     def trainable(self, data: AuditData, request: RetrainRequest, progress: ProgressReporter) -> Trainable:
         """The top layers of the base model with a fresh head, trained on cached activations."""
         spec = request.base or self.config.build.base
         negative, positive = data.label_names
+        seed_everything(request.seed)  # the head a base without one gets is drawn here
         _, base = open_model_folder(
             resolve_base(spec),
             "auditors.privacy.base",
@@ -312,6 +330,13 @@ class HfTextAdapter(ModelAdapter, TextAttributable, Retrainable):
             cache=request.cache_activations,
             pooling=request.pooling,
         )
+
+
+def max_tokens(config: Any) -> int:
+    """The longest input the position embeddings allow (RoBERTa reserves the first positions)."""
+    family = FAMILIES.get(str(getattr(config, "model_type", None)))
+    offset = family.position_offset if family is not None else 0
+    return int(getattr(config, "max_position_embeddings", 10**6)) - offset
 
 
 def freeze_below_top(model: torch.nn.Module, top_layers: int | None) -> None:
