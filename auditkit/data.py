@@ -51,7 +51,9 @@ class AuditData:
     non_feature_columns: frozenset[str]  # label, id, derived and text columns: never model inputs by default
 
 
-def load_data(config: DataConfig, seed: int) -> AuditData:
+def load_data(config: DataConfig, seed: int, *, hold_out: bool = True) -> AuditData:
+    """Read and split the data; without ``hold_out`` every row is test and train is empty
+    (a file of predictions has no training rows: see ``ModelAdapter.holds_out``)."""
     path = Path(config.path)
     frame, digest = read_table(path, config.format)
     if frame.empty:
@@ -68,7 +70,10 @@ def load_data(config: DataConfig, seed: int) -> AuditData:
                 f"(first id {frame.index[missing.to_numpy()][0]}); fill or drop them before auditing"
             )
     texts = render_texts(frame, config, path)
-    train_pos, test_pos = _split(frame, y, config, seed, path)
+    if hold_out:
+        train_pos, test_pos = _split(frame, y, config, seed, path)
+    else:
+        train_pos, test_pos = np.arange(0), np.arange(len(frame))
 
     labels = (_label_text(config.negative_label), _label_text(config.positive_label))
 

@@ -44,8 +44,10 @@ def ensure_model(
     model_cfg = config.model
     path = Path(model_cfg.path)
     build = getattr(model_cfg, "build", None)
-    if path.exists() and not path.is_dir():
-        raise AuditError(f"model.path {path} is a file; expected a model folder")
+    if path.is_file():  # a model file (ONNX, a predictions table) is the user's own, used as it is
+        if build is not None:
+            raise AuditError(f"model.path {path} is a file; a model built from model.build goes in a folder")
+        return path
     if path.is_dir():
         marker = path / MARKER
         if build is None or not marker.exists():

@@ -38,6 +38,9 @@ GLOSSARY = {
     "(male for female, say) and nothing else.",
     "integrated gradients": "How much each word moved the model's output from a neutral baseline text (PAD tokens) "
     "to the real one; the scores add up to that total change (completeness).",
+    "shapley value sampling": "For black-box models: each feature's average change of the output when it is "
+    "switched from the baseline value to the row's own, over random feature orders (Captum); the scores add up "
+    "to F(x) − F(baseline) exactly, and more orders make each one more precise.",
     "relative completeness error": "How far the attributions' sum is from F(x) − F(baseline), relative to that "
     "change; more integration steps make it smaller.",
     "comprehensiveness / sufficiency (AOPC)": "How much the predicted-class probability drops when the top-ranked "
