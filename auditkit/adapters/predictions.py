@@ -61,6 +61,11 @@ class PredictionsAdapter(ModelAdapter):
 
     @classmethod
     def check_data(cls, config: PredictionsConfig, data_config: DataConfig) -> None:  # type: ignore[override]
+        if data_config.text is not None:  # edited texts would be "scored" with the file's unchanged scores
+            raise AuditError(
+                "data.text: the predictions adapter reads no text (a file cannot score edited texts); "
+                "remove data.text and any fairness.counterfactual swaps"
+            )
         if (config.id_column or data_config.id_column) is None and Path(config.path) != Path(data_config.path):
             raise AuditError(
                 "model.id_column: a predictions file other than data.path is matched to the data by id; "
