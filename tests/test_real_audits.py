@@ -18,7 +18,7 @@ TOL = 1e-9
 def shipped(tmp_path, name: str, explain_examples: int = 8) -> str:
     config = yaml.safe_load((ROOT / "audits" / name).read_text())
     config["data"]["path"] = str(ROOT / "audits" / config["data"]["path"])
-    config["model"]["path"] = str(tmp_path / f"model-{name}")
+    config["model"]["path"] = str(tmp_path / f"model-{name.removesuffix('.yaml')}")
     if "explain" in config["auditors"]:
         config["auditors"]["explain"]["n_examples"] = explain_examples
     path = tmp_path / name

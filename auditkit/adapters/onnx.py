@@ -96,8 +96,9 @@ class OnnxAdapter(FrameModelAdapter):
     @classmethod
     def check_data(cls, config: ModelConfigBase, data_config: DataConfig) -> None:
         super().check_data(config, data_config)
-        if Path(config.path).suffix.lower() not in ("", ".onnx"):
-            raise AuditError(f"model.path {config.path}: expected a model folder or a .onnx file")
+        path = Path(config.path)
+        if path.is_file() and path.suffix.lower() != ".onnx":
+            raise AuditError(f"model.path {path}: expected a model folder or a .onnx file")
 
     @classmethod
     def build(  # type: ignore[override]
