@@ -218,6 +218,9 @@ def render_texts(frame: pd.DataFrame, config: DataConfig, path: Path) -> list[st
     return [template.format_map({f: values[i] for f, values in columns.items()}) for i in range(len(frame))]
 
 
+label_text = _label_text  # the public name, for adapters that read predicted labels
+
+
 def _cell_text(value: object) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "unknown"

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from auditkit.adapters.sklearn import FrameModelAdapter, PipelineBuild, class_order, fit_pipeline, model_frame
 from auditkit.config import DataConfig, ModelConfigBase
-from auditkit.data import AuditData, read_table
+from auditkit.data import AuditData, label_text, read_table
 from auditkit.errors import AuditError
 from auditkit.progress import ProgressReporter
 
@@ -88,7 +88,7 @@ class OnnxAdapter(FrameModelAdapter):
         missing = [c for c in columns if c not in data_columns(data_config)]
         if missing:
             raise AuditError(f"model.path {file}: the ONNX graph reads column '{missing[0]}', which the data lacks")
-        labels = (str(data_config.negative_label), str(data_config.positive_label))
+        labels = (label_text(data_config.negative_label), label_text(data_config.positive_label))
         named = config.classes or _graph_classes(graph)
         order = class_order(named, labels) if named else np.arange(len(labels))
         return cls(config, path, session, columns, order)

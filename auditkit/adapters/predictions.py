@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 
 from auditkit.adapters.base import ModelAdapter, Predictions, resolve_device
 from auditkit.config import DataConfig, ModelConfigBase
-from auditkit.data import Split, read_table
+from auditkit.data import Split, label_text, read_table
 from auditkit.errors import AuditError
 from auditkit.progress import ProgressReporter
 
@@ -129,8 +129,8 @@ class PredictionsAdapter(ModelAdapter):
 
 def _label_indices(values: pd.Series, data_config: DataConfig, path: Path, config: PredictionsConfig) -> np.ndarray:
     """Predicted labels -> 1 / 0, written as the data's label values or as 1 / 0."""
-    text = values.map(_text)
-    positive, negative = _text(data_config.positive_label), _text(data_config.negative_label)
+    text = values.map(label_text)
+    positive, negative = label_text(data_config.positive_label), label_text(data_config.negative_label)
     out = np.full(len(values), -1, dtype=np.int64)
     out[(text == positive).to_numpy() | (text == "1").to_numpy()] = 1
     out[(text == negative).to_numpy() | (text == "0").to_numpy()] = 0
@@ -142,11 +142,3 @@ def _label_indices(values: pd.Series, data_config: DataConfig, path: Path, confi
             f"neither positive_label {positive!r} nor negative_label {negative!r} (nor 1 / 0)"
         )
     return out
-
-
-def _text(value: object) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value)).lower()
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    return str(value).strip()

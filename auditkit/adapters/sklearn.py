@@ -19,7 +19,7 @@ from pydantic import Field
 from auditkit.adapters.base import ModelAdapter, Predictions, resolve_device
 from auditkit.adapters.capabilities import FeatureAttributable
 from auditkit.config import DataConfig, ModelConfigBase, StrictModel
-from auditkit.data import AuditData, Split
+from auditkit.data import AuditData, Split, label_text
 from auditkit.errors import AuditError
 from auditkit.progress import ProgressReporter
 
@@ -214,7 +214,7 @@ class SklearnAdapter(FrameModelAdapter):
             raise AuditError(
                 f"model.features: the pipeline in {path} was not fitted on named columns; list its input columns"
             )
-        labels = (str(data_config.negative_label), str(data_config.positive_label))
+        labels = (label_text(data_config.negative_label), label_text(data_config.positive_label))
         try:
             order = class_order(pipeline.classes_, labels)
         except AttributeError:
