@@ -85,8 +85,9 @@ class RowCodec:
 @register_engine(FeatureAttributable)
 class ShapleySampling:
     method = "shapley_value_sampling"
+    units = "features"
+    baseline_name = "training median (numeric columns) and most frequent value (other columns)"
     schedule = PERMUTATION_SCHEDULE
-    baseline_description = "training-split median (numeric columns) and most frequent value (other columns)"
 
     def __init__(
         self, adapter: FeatureAttributable, data: AuditData, *, target_output: str = "logit", seed: int = 0
