@@ -176,5 +176,5 @@ def _graph_classes(graph: Any) -> list[str] | None:
 
 def data_columns(data_config: DataConfig) -> set[str]:
     """The columns the audit data will have: the file's and the derived ones."""
-    frame, _ = read_table(Path(data_config.path), data_config.format)
+    frame, _ = read_table(Path(data_config.path), data_config.format, data_config.sep)
     return {str(c) for c in frame.columns} | set(data_config.derived)

@@ -75,7 +75,8 @@ class PredictionsAdapter(ModelAdapter):
     @classmethod
     def load(cls, config: PredictionsConfig, data_config: DataConfig) -> PredictionsAdapter:  # type: ignore[override]
         path = Path(config.path)
-        frame, digest = read_table(path)
+        same = path == Path(data_config.path)  # the data file itself: read it the way the data is read
+        frame, digest = read_table(path, data_config.format if same else None, data_config.sep if same else None)
         id_column = config.id_column or data_config.id_column
         for key, column in (
             ("model.id_column", id_column),
