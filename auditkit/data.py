@@ -64,7 +64,9 @@ class AuditData:
     label_column: str = ""  # never a model input: the model would read the answer
 
 
-def load_data(config: DataConfig, seed: int) -> AuditData:
+def load_data(config: DataConfig, seed: int, *, hold_out: bool = True) -> AuditData:
+    """Read and split the data; without ``hold_out`` every row is test and train is empty
+    (a file of predictions has no training rows: see ``ModelAdapter.holds_out``)."""
     path = Path(config.path)
     frame, digest = read_table(path, config.format, config.sep)
     if frame.empty:
@@ -84,7 +86,10 @@ def load_data(config: DataConfig, seed: int) -> AuditData:
                 f"(first id {frame.index[missing.to_numpy()][0]}); fill or drop them before auditing"
             )
     texts = render_texts(frame, config, path)
-    train_pos, test_pos = _split(frame, y, config, seed, path)
+    if hold_out:
+        train_pos, test_pos = _split(frame, y, config, seed, path)
+    else:
+        train_pos, test_pos = np.arange(0), np.arange(len(frame))
 
     labels = (label_text(config.negative_label), label_text(config.positive_label))
 

@@ -55,8 +55,10 @@ def ensure_model(
     model_cfg = config.model
     path = Path(model_cfg.path)
     build = getattr(model_cfg, "build", None)
-    if path.exists() and not path.is_dir():
-        raise AuditError(f"model.path {path} is a file; expected a model folder")
+    if path.is_file():  # a model file (ONNX, a predictions table) is the user's own, used as it is
+        if build is not None:
+            raise AuditError(f"model.path {path} is a file; a model built from model.build goes in a folder")
+        return path
     sweep(path.parent, path.name, ("building", "old"))  # leftovers of a build that was killed
     if path.is_dir():
         marker = path / MARKER

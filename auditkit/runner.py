@@ -40,7 +40,7 @@ def prepare(config: AuditConfigBase, progress: ProgressReporter, *, build: bool 
     """Load the data and the model (building it when configured and ``build`` is true)."""
     adapter_cls = registry.adapters()[config.model.adapter]
     adapter_cls.check_data(config.model, config.data)
-    data = load_data(config.data, config.seed)
+    data = load_data(config.data, config.seed, hold_out=adapter_cls.holds_out)
     if build:
         ensure_model(adapter_cls, config, data, progress)
     with progress.step("load model"):
@@ -158,7 +158,7 @@ def validate_config(config_path: str | Path, progress: ProgressReporter = SILENT
     config = load_config(config_path)
     adapter_cls = registry.adapters()[config.model.adapter]
     adapter_cls.check_data(config.model, config.data)
-    data = load_data(config.data, config.seed)
+    data = load_data(config.data, config.seed, hold_out=adapter_cls.holds_out)
     lines = [
         f"config: {config.config_path} ({len(config.auditor_order)} auditors, {len(config.gates)} gates)",
         f"data: {data.path} ({len(data.train)} train rows, {len(data.test)} test rows, "

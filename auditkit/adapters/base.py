@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 class ModelAdapter(Scorer):
     name: ClassVar[str]
     Config: ClassVar[type[ModelConfigBase]]
+    #: Whether the audit data is split into train and test. An adapter with no model to train or
+    #: attack (a file of another system's predictions) audits every row: the train split is empty.
+    holds_out: ClassVar[bool] = True
+    #: Why a capability this adapter lacks cannot be had, shown when an auditor asks for it.
+    lacks: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config: ModelConfigBase, model_dir: Path) -> None:
         self.config = config
@@ -42,11 +47,15 @@ class ModelAdapter(Scorer):
         return None
 
     @classmethod
-    @abstractmethod
     def build(
         cls, config: ModelConfigBase, data: AuditData, out_dir: Path, seed: int, progress: ProgressReporter
     ) -> None:
-        """Train a model from ``config.build`` on ``data.train`` and save it in ``out_dir``."""
+        """Train a model from ``config.build`` on ``data.train`` and save it in ``out_dir``.
+
+        Optional: an adapter whose Config has no ``build`` section builds nothing, and the model
+        store calls this only when ``model.build`` is configured.
+        """
+        raise AuditError(f"adapter '{cls.name}' cannot build a model; give model.path of an existing one")
 
     @classmethod
     @abstractmethod

@@ -1,12 +1,12 @@
 """What a model can do, as small abstract types an adapter inherits.
 
-Every adapter is a :class:`Scorer`. One that can be explained by gradients adds an
-:class:`Attributable` kind (:class:`TextAttributable`, :class:`TabularAttributable`); one that
+Every adapter is a :class:`Scorer`. One that can be explained adds an :class:`Attributable`
+kind: by gradients (:class:`TextAttributable`, :class:`TabularAttributable`) or, for black-box
+models, by perturbing data columns (:class:`FeatureAttributable`); one that
 can be retrained for DP runs adds :class:`Retrainable`. Auditors name the capability they need
 (``Auditor.requires``) and engines are registered for a capability type and found through the
 adapter's class hierarchy, so a subclass or a third-party adapter gets them with no edit here.
-A new kind of attribution (say, black-box features for scikit-learn) is a new subclass of
-:class:`Attributable` plus an engine registered for it.
+A new kind of attribution is a new subclass of :class:`Attributable` plus an engine registered for it.
 """
 
 from __future__ import annotations
@@ -45,17 +45,21 @@ class Scorer(Capability):
 
 
 class Attributable(Capability):
-    """A differentiable forward function an attribution engine can take gradients through."""
+    """Something an attribution engine can explain; the subclass says through what."""
 
     capability = "attribute"
     device: torch.device
+
+
+class GradientAttributable(Attributable):
+    """A differentiable forward function an attribution engine can take gradients through."""
 
     @abstractmethod
     def attribution_module(self) -> torch.nn.Module:
         """``module(*inputs)`` returns logits in the model's output order (``ModelAdapter.output_index``)."""
 
 
-class TextAttributable(Attributable):
+class TextAttributable(GradientAttributable):
     """Token-level attribution: ``attribution_module()(input_ids, attention_mask)`` and its embedding layer."""
 
     max_length: int
@@ -77,7 +81,7 @@ class TextAttributable(Attributable):
         """The id of the ``pad``, ``mask`` or ``unk`` token, None when the vocabulary has none."""
 
 
-class TabularAttributable(Attributable):
+class TabularAttributable(GradientAttributable):
     """Feature-level attribution: ``attribution_module()(x)`` over an encoded float matrix."""
 
     @abstractmethod
@@ -87,6 +91,22 @@ class TabularAttributable(Attributable):
     @abstractmethod
     def feature_columns(self) -> list[tuple[str, list[int]]]:
         """Each input feature (data column) and the encoded columns it became, in order."""
+
+
+class FeatureAttributable(Attributable):
+    """Black-box attribution over data columns: no gradients, only probabilities of edited rows.
+
+    For models that are not differentiable (scikit-learn pipelines, ONNX graphs): an engine
+    replaces columns of a row by baseline values and reads ``predict_frame`` again.
+    """
+
+    @abstractmethod
+    def input_columns(self) -> list[str]:
+        """The data columns the model reads, in order."""
+
+    @abstractmethod
+    def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """(n, k) probabilities in the model's output order (``ModelAdapter.output_index``)."""
 
 
 @dataclass(frozen=True)

@@ -72,9 +72,11 @@ class Auditor(ABC, Generic[SettingsT]):
         if not issubclass(adapter_cls, cls.requires):
             needed = capability_name(cls.requires)
             has = ", ".join(sorted(capabilities(adapter_cls))) or "none"
+            why = getattr(adapter_cls, "lacks", {}).get(needed)
             raise AuditError(
                 f"auditors.{cls.name}: auditor '{cls.name}' needs the '{needed}' capability, which adapter "
                 f"'{getattr(adapter_cls, 'name', adapter_cls.__name__)}' does not have (it has: {has})"
+                + (f": {why}" if why else "")
             )
 
     @abstractmethod

@@ -12,7 +12,7 @@ from auditkit.adapters.capabilities import Attributable
 from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.errors import AuditError
-from auditkit.explain import tabular_ig, text_ig  # noqa: F401  (the built-in engines register themselves)
+from auditkit.explain import perturbation, tabular_ig, text_ig  # noqa: F401  (the built-in engines register themselves)
 from auditkit.explain.common import STEP_SCHEDULE, Attribution
 from auditkit.explain.engines import EngineOptions, engine_for
 from auditkit.explain.faithfulness import faithfulness
@@ -83,6 +83,7 @@ class ExplainResult(AuditorResult):
     faithfulness: dict[str, Any]
     units: Literal["words", "features"] = "words"  # what the attributions are over
     baseline: str = "pad"  # the IG baseline: a text of this special token, or the mean training encoding
+    convergence: dict[str, Any] | None = None  # sampling engines: standard error of the estimates
     _records: list[dict[str, Any]] = PrivateAttr(default_factory=list)
 
     def attribution_records(self) -> list[dict[str, Any]]:
@@ -201,6 +202,7 @@ class ExplainAuditor(Auditor[ExplainSettings]):
     ) -> ExplainResult:
         s = self.settings
         steps = np.array([a.steps for a in attributions])
+        schedule = list(getattr(engine, "schedule", s.schedule))  # a sampling engine counts permutations
         deltas = np.array([a.relative_delta for a in attributions])
         positive, negative = top_units(attributions, list(label == 1), s.top_k, s.min_count)
         shares, share_ci, by_group, missing = {}, {}, {}, {}
@@ -222,11 +224,12 @@ class ExplainAuditor(Auditor[ExplainSettings]):
             output=s.output,
             tolerance=s.tolerance,
             steps={
-                "quadrature": s.quadrature,
+                **({"quadrature": s.quadrature} if not hasattr(engine, "schedule") else {"unit": "permutations"}),
                 "mean": float(steps.mean()),
                 "max": int(steps.max()),
-                "histogram": {str(k): int((steps == k).sum()) for k in s.schedule},
+                "histogram": {str(k): int((steps == k).sum()) for k in schedule},
             },
+            convergence=_convergence(attributions, s.tolerance),
             relative_delta={
                 "median": float(np.median(deltas)),
                 "p95": float(np.percentile(deltas, 95)),
@@ -249,6 +252,19 @@ class ExplainAuditor(Auditor[ExplainSettings]):
         )
 
 
+def _convergence(attributions: list[Attribution], tolerance: float) -> dict[str, Any] | None:
+    """Sampling engines: how settled the estimates are (None for exact-path engines like IG)."""
+    errors = np.array([a.standard_error for a in attributions if a.standard_error is not None])
+    if len(errors) == 0:
+        return None
+    return {
+        "measure": "largest feature's standard error across permutation batches / sum of |attribution|",
+        "median": float(np.median(errors)),
+        "p95": float(np.percentile(errors, 95)),
+        "share_above_tolerance": float((errors > tolerance).mean()),
+    }
+
+
 def _record(a: Attribution, text: str | None) -> dict[str, Any]:
     """One line of attributions.jsonl."""
     tokens = [
@@ -264,6 +280,8 @@ def _record(a: Attribution, text: str | None) -> dict[str, Any]:
         "f_input": a.f_input,
         "f_baseline": a.f_baseline,
     }
+    if a.standard_error is not None:
+        record["standard_error"] = a.standard_error
     if text is not None:
         record["text"] = text
     return record

@@ -34,6 +34,7 @@ class Attribution:
     relative_delta: float  # |sum(scores) - (F(x) - F(baseline))| / |F(x) - F(baseline)|
     inputs: Any = field(default=None, repr=False)  # the engine's model input for this example
     unit_positions: list[list[int]] = field(default_factory=list, repr=False)  # input positions of each unit
+    standard_error: float | None = None  # sampling engines: largest unit's standard error / total magnitude
 
     @property
     def total(self) -> float:

@@ -37,6 +37,10 @@ GLOSSARY = {
     "counterfactual flip rate": "Share of texts whose decision changes when words naming a group are swapped "
     "(male for female, say) and nothing else.",
     "integrated gradients": "",  # filled in by glossary() for what the explain auditor ran on
+    "shapley value sampling": "For black-box models: each feature's average change of the output when it is "
+    "switched from the baseline row's value (training median, or most frequent value) to the row's own, over "
+    "random feature orders (Captum); the scores add up to F(x) − F(baseline) exactly, and more orders make "
+    "each one more precise (the convergence table).",
     "relative completeness error": "How far the attributions' sum is from F(x) − F(baseline), relative to that "
     "change; more integration steps make it smaller.",
     "comprehensiveness / sufficiency (AOPC)": "How much the predicted-class probability drops when the top-ranked "
@@ -66,6 +70,7 @@ IG_TERMS = {
 }
 EXPLAIN_TERMS = (
     "integrated gradients",
+    "shapley value sampling",
     "relative completeness error",
     "comprehensiveness / sufficiency (AOPC)",
     "protected attribution share",
@@ -81,7 +86,12 @@ def glossary(result: AuditResult) -> dict[str, str]:
     if not explained:
         return {k: v for k, v in out.items() if k not in EXPLAIN_TERMS}
     units, baseline = explained[0]["units"], explained[0]["baseline"]
-    out["integrated gradients"] = IG_TERMS.get(units, IG_TERMS["words"]).format(baseline=str(baseline).upper())
+    if explained[0].get("method") == "shapley_value_sampling":
+        out.pop("integrated gradients")
+    else:
+        out.pop("shapley value sampling")
+    if "integrated gradients" in out:
+        out["integrated gradients"] = IG_TERMS.get(units, IG_TERMS["words"]).format(baseline=str(baseline).upper())
     if units == "features":
         out["comprehensiveness / sufficiency (AOPC)"] = out["comprehensiveness / sufficiency (AOPC)"].replace(
             "words", "features"

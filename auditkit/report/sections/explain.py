@@ -45,16 +45,24 @@ def heatmap(record: dict[str, Any]) -> Heatmap:
 def explain_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
     s = result.summary()
     d, steps, f = s["relative_delta"], s["steps"], s["faithfulness"]
-    completeness = Table(
-        ["examples", "mean steps", "max steps", "median relative error", "95th percentile", "share above tolerance"],
-        [[s["n_examples"], steps["mean"], steps["max"], d["median"], d["p95"], d["share_above_tolerance"]]],
-        caption=f"Completeness: attributions must add up to F(x) − F(baseline) within {s['tolerance']:g} "
-        f"({steps.get('quadrature', 'midpoint').replace('_', '-')} quadrature, adaptive steps)",
+    method = s.get("method", "integrated_gradients").replace("_", " ")
+    unit = steps.get("unit", "steps")
+    how = (
+        f"{steps['quadrature'].replace('_', '-')} quadrature, adaptive steps"
+        if "quadrature" in steps
+        else f"{method}, exact for every sampled permutation"
     )
+    completeness = Table(
+        ["examples", f"mean {unit}", f"max {unit}", "median relative error", "95th pct.", "share above tolerance"],
+        [[s["n_examples"], steps["mean"], steps["max"], d["median"], d["p95"], d["share_above_tolerance"]]],
+        caption=f"Completeness: attributions must add up to F(x) − F(baseline) within {s['tolerance']:g} ({how})"
+        + (f"; baseline: {s['baseline']}" if s.get("baseline") else ""),
+    )
+    convergence = s.get("convergence")
     faith = Table(
         ["", "comprehensiveness AOPC (higher is better)", "sufficiency AOPC (lower is better)"],
         [
-            ["integrated gradients", f["comprehensiveness_aopc"], f["sufficiency_aopc"]],
+            [method, f["comprehensiveness_aopc"], f["sufficiency_aopc"]],
             ["random attributions", f["random_comprehensiveness_aopc"], f["random_sufficiency_aopc"]],
         ],
         caption="Faithfulness (ERASER), top "
@@ -66,6 +74,16 @@ def explain_section(name: str, result: AuditorResult, gates: list[GateResult]) -
         groups = "; ".join(f"{g}: {number(v)}" for g, v in s["protected_attribution_share_by_group"][feature].items())
         protected_rows.append([feature, share, interval(s["protected_attribution_share_ci"].get(feature)), groups])
     tables = [completeness, faith]
+    if convergence:
+        tables.insert(
+            1,
+            Table(
+                ["median", "95th pct.", "share above tolerance"],
+                [[convergence["median"], convergence["p95"], convergence["share_above_tolerance"]]],
+                caption=f"Convergence of the sampled estimates: {convergence['measure']}; examples get more "
+                f"permutations until it is within {s['tolerance']:g}",
+            ),
+        )
     if protected_rows:
         tables.append(
             Table(
@@ -104,10 +122,15 @@ def explain_section(name: str, result: AuditorResult, gates: list[GateResult]) -
         notes.append(
             "The attributions are no better than random ones on comprehensiveness or sufficiency: do not rely on them."
         )
+    if convergence and convergence["share_above_tolerance"] > 0:
+        notes.append(
+            f"{convergence['share_above_tolerance']:.0%} of examples' Shapley estimates stayed less settled than the "
+            f"tolerance after {steps['max']} permutations."
+        )
     if d["share_above_tolerance"] > 0:
         notes.append(
             f"{d['share_above_tolerance']:.0%} of examples stayed above the completeness tolerance "
-            f"after {steps['max']} steps."
+            f"after {steps['max']} {unit}."
         )
     return Section(
         key=name,
