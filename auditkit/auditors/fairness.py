@@ -12,7 +12,15 @@ from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.data import Split
 from auditkit.errors import AuditError
 from auditkit.results import AuditorResult, MetricValue
-from auditkit.stats.groups import DISPARITIES, Estimate, GroupRules, SliceReport, group_metrics, slice_name
+from auditkit.stats.groups import (
+    DISPARITIES,
+    Estimate,
+    GroupRules,
+    SliceReport,
+    group_metrics,
+    group_metrics_by_class,
+    slice_name,
+)
 from auditkit.stats.intervals import bootstrap_means, percentile_interval
 from auditkit.text_swaps import TextSwap
 
@@ -73,9 +81,19 @@ class FairnessResult(AuditorResult):
     disparities: dict[str, dict[str, Any]]
     counterfactual: dict[str, SwapResult]
     worst_slices: dict[str, dict[str, Any]]  # disparity -> the slice where it is worst, and its value
+    # Multiclass only: disparities above are one-vs-rest per class, under "<slice>|class=<name>";
+    # these hold each group's accuracy (correct / n) over all classes and its difference per slice.
+    classes: list[str] = []
+    accuracy_by_group: dict[str, dict[str, dict[str, Any]]] = {}
+    accuracy_disparities: dict[str, dict[str, Any]] = {}
 
     def metric_values(self) -> dict[str, MetricValue]:
         out = {}
+        for name, values in self.accuracy_disparities.items():
+            ci = values["ci"].get("accuracy_difference")
+            out[f"accuracy_difference[{name}]"] = MetricValue(
+                values["accuracy_difference"], tuple(ci) if ci else None, values.get("accuracy_difference_reason")
+            )
         for name, values in self.disparities.items():
             for metric in DISPARITIES:
                 ci = values["ci"].get(metric)
@@ -128,6 +146,14 @@ class FairnessAuditor(Auditor[FairnessSettings]):
     @classmethod
     def metric_ids(cls, settings: FairnessSettings, config: AuditConfigBase) -> set[str]:
         ids = {f"{cls.name}.{m}[{slice_name(s)}]" for s in settings.slices(config) for m in DISPARITIES}
+        if config.data.task == "multiclass":
+            ids = {f"{cls.name}.accuracy_difference[{slice_name(s)}]" for s in settings.slices(config)}
+            ids |= {
+                f"{cls.name}.{m}[{slice_name(s)}|class={c}]"
+                for s in settings.slices(config)
+                for c in config.data.classes or []
+                for m in DISPARITIES
+            }
         ids |= {f"{cls.name}.{m}[{swap}]" for swap in settings.counterfactual for m in COUNTERFACTUAL_METRICS}
         return ids
 
@@ -150,12 +176,24 @@ class FairnessAuditor(Auditor[FairnessSettings]):
         s = self.settings
         p = context.predictions("test")
         rng = np.random.default_rng(context.seed)
-        reports = group_metrics(
-            p.y_true, p.y_pred, p.scores, context.data.test.frame, s.slices(context.config), s.rules(), rng
-        )
+        frame, slices = context.data.test.frame, s.slices(context.config)
+        accuracy: dict[str, SliceReport] = {}
+        if p.n_classes > 2:
+            reports, accuracy = group_metrics_by_class(
+                p.y_true, p.y_pred, p.probabilities, p.classes, frame, slices, s.rules(), rng
+            )
+        else:
+            reports = group_metrics(p.y_true, p.y_pred, p.scores, frame, slices, s.rules(), rng)
         by_group, disparities = {}, {}
         for name, report in reports.items():
             by_group[name], disparities[name] = slice_summary(report)
+        accuracy_by_group = {
+            name: {group: {"n": g.n, **_with_reasons(g.rates), "status": g.status} for group, g in r.groups.items()}
+            for name, r in accuracy.items()
+        }
+        accuracy_disparities = {
+            name: {**_with_reasons(r.disparities), "groups_compared": r.compared} for name, r in accuracy.items()
+        }
         counterfactual = {name: self._swap(context, swap, rng) for name, swap in s.counterfactual.items()}
         return FairnessResult(
             method=s.method,
@@ -167,6 +205,9 @@ class FairnessAuditor(Auditor[FairnessSettings]):
             disparities=disparities,
             counterfactual=counterfactual,
             worst_slices=worst_slices(disparities),
+            classes=list(p.classes) if p.n_classes > 2 else [],
+            accuracy_by_group=accuracy_by_group,
+            accuracy_disparities=accuracy_disparities,
         )
 
     def _swap(self, context: AuditContext, swap: TextSwap, rng: np.random.Generator) -> SwapResult:
@@ -182,10 +223,17 @@ class FairnessAuditor(Auditor[FairnessSettings]):
                 ci={},
                 reason="the swap changed no test text",
             )
-        subset = Split(test.name, test.frame.iloc[changed], test.y[changed], [edited[i] for i in changed])
-        scores = context.adapter.predict(subset, context.progress).scores
-        flips = ((scores >= 0.5) != base.y_pred[changed]).astype(float)
-        shift = scores - base.scores[changed]
+        subset = Split(test.name, test.frame.iloc[changed], test.y[changed], [edited[i] for i in changed], test.classes)
+        edited_p = context.adapter.predict(subset, context.progress)
+        if base.n_classes > 2:  # multiclass: a flip changes the predicted class; the score is that class's
+            before = base.y_pred[changed]
+            flips = (edited_p.y_pred != before).astype(float)
+            rows = np.arange(len(changed))
+            shift = edited_p.probabilities[rows, before] - base.probabilities[changed, before]
+        else:
+            scores = edited_p.scores
+            flips = ((scores >= 0.5) != base.y_pred[changed]).astype(float)
+            shift = scores - base.scores[changed]
         stats = {"flip_rate": flips, "mean_abs_score_change": np.abs(shift), "mean_score_change": shift}
         replicates = bootstrap_means(np.column_stack(list(stats.values())), self.settings.n_boot, rng)
         ci = {key: _ci(replicates[:, k], self.settings.confidence) for k, key in enumerate(stats)}

@@ -106,6 +106,8 @@ def fairness_section(name: str, result: AuditorResult, gates: list[GateResult]) 
         caption="Per-group rates (intervals in summary.json and the charts)",
     )
     tables = [disparity_table, group_table]
+    if s.get("accuracy_by_group"):
+        tables.append(_accuracy_table(s))
     if s["counterfactual"]:
         swap_rows = [
             [
@@ -144,4 +146,28 @@ def fairness_section(name: str, result: AuditorResult, gates: list[GateResult]) 
         notes=notes,
         intro=f"Groups smaller than {s['min_group_size']} rows, or with fewer than {s['min_class_size']} "
         "positives, negatives or predicted positives for a rate, are reported but not compared.",
+    )
+
+
+def _accuracy_table(s: dict[str, Any]) -> Table:
+    """Multiclass: each group's accuracy over all classes, and the accuracy difference per slice."""
+    rows = []
+    for slice_name, groups in s["accuracy_by_group"].items():
+        d = s["accuracy_disparities"][slice_name]
+        for group, g in groups.items():
+            rows.append([slice_name, group, g["n"], g.get("accuracy"), interval(g["ci"].get("accuracy")), g["status"]])
+        rows.append(
+            [
+                slice_name,
+                "accuracy difference",
+                "",
+                d.get("accuracy_difference"),
+                interval(d["ci"].get("accuracy_difference")),
+                d.get("accuracy_difference_reason", ""),
+            ]
+        )
+    return Table(
+        ["slice", "group", "n", "accuracy", "95% CI", "status / note"],
+        rows,
+        caption="Per-group accuracy over all classes (the class-qualified slices above are one-vs-rest)",
     )
