@@ -266,3 +266,73 @@ def test_binary_configs_still_need_both_labels(tmp_path):
     write_config(tmp_path, yaml.safe_load(yaml.safe_dump(config)))
     result = CliRunner().invoke(app, ["validate", str(tmp_path / "audit.yaml")])
     assert result.exit_code == 2 and "negative_label" in result.stderr
+
+
+def test_explain_and_privacy_on_k_outputs(tmp_path):
+    from opacus.accountants import RDPAccountant
+
+    make_multiclass_frame(300).to_csv(tmp_path / "data.csv", index=False)
+    config = multiclass_config(
+        "model",
+        explain={"n_examples": 12, "target": "high", "max_steps": 128, "n_boot": 100},
+        privacy={"epsilons": [2.0], "epochs": 3, "n_boot": 100, "min_group_size": 10},
+    )
+    del config["auditors"]["fairness"]
+    config["gates"] = [{"metric": "privacy.mia_auc[audited]", "op": "<=", "threshold": 1.0}]
+    write_config(tmp_path, config)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "audit.yaml"), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())["auditors"]
+    records = [json.loads(line) for line in (out / "attributions.jsonl").read_text().splitlines()]
+    assert records and all(r["target"] == CLASSES.index("high") for r in records)  # torch-tabular: outputs = classes
+    for r in records:  # completeness: the scores add up to F(x) - F(baseline) for the "high" logit
+        total = sum(t["score"] for t in r["tokens"])
+        assert total == pytest.approx(r["f_input"] - r["f_baseline"], abs=0.02 * max(1.0, abs(total)))
+    assert summary["explain"]["target"] == "high"
+    run = summary["privacy"]["runs"][0]
+    reference = RDPAccountant()
+    reference.history = [(run["noise_multiplier"], run["sample_rate"], run["steps"])]
+    assert run["epsilon"] == pytest.approx(reference.get_epsilon(run["delta"]), rel=1e-6)
+    assert set(run["metrics"]) >= {"accuracy", "balanced_accuracy", "macro_f1"}
+    assert set(run["by_group"]["sex"]["female"]) == {"accuracy"}
+    assert 0 <= run["mia"]["auc"] <= 1 and 0 <= summary["privacy"]["audited_model"]["mia"]["auc"] <= 1
+
+
+def test_explain_target_must_name_a_class(tmp_path):
+    make_multiclass_frame(120).to_csv(tmp_path / "data.csv", index=False)
+    write_config(tmp_path, multiclass_config("model", explain={"target": "positive"}))
+    result = CliRunner().invoke(app, ["validate", str(tmp_path / "audit.yaml")])
+    assert result.exit_code == 2 and "auditors.explain.target" in result.stderr
+
+
+def test_hf_text_fills_k_class_probabilities_in_class_order(tmp_path):
+    from auditkit.adapters.hf_text import HfTextAdapter
+    from auditkit.config import DataConfig
+    from auditkit.data import load_data
+    from auditkit.progress import ProgressReporter
+    from tests.conftest import make_tiny_bert
+
+    frame = make_multiclass_frame(90)
+    frame["text"] = [
+        f"{s} with {p} priors aged {a}" for s, p, a in zip(frame.sex, frame.priors, frame.age, strict=True)
+    ]
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    folder = make_tiny_bert(tmp_path / "bert", frame["text"].tolist(), num_labels=3)
+    from transformers import AutoConfig
+
+    stored = AutoConfig.from_pretrained(folder)
+    stored.id2label, stored.label2id = {0: "high", 1: "low", 2: "medium"}, {"high": 0, "low": 1, "medium": 2}
+    stored.save_pretrained(folder)
+    data_config = DataConfig(
+        path=tmp_path / "data.csv", task="multiclass", label="risk", classes=CLASSES, id_column="person",
+        text={"column": "text"},
+    )  # fmt: skip
+    data = load_data(data_config, seed=0)
+    adapter = HfTextAdapter.load(HfTextAdapter.Config(adapter="hf-text", path=folder), data_config)
+    p = adapter.predict(data.test, ProgressReporter(enabled=False))
+    assert p.probabilities.shape == (len(data.test), 3) and p.classes == tuple(CLASSES)
+    expected = softmax(p.logits, axis=1)[:, [1, 2, 0]]  # low, medium, high from the model's high, low, medium
+    np.testing.assert_allclose(p.probabilities, expected, atol=1e-12)
+    assert (p.y_pred == expected.argmax(axis=1)).all()
+    assert adapter.output_index(np.array([0, 1, 2])).tolist() == [1, 2, 0]

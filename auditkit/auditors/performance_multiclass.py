@@ -121,3 +121,15 @@ def multiclass_performance(
     return MulticlassPerformanceResult(
         classes=list(p.classes), metrics=metrics, ci=ci, per_class=per_class, confusion_matrix=matrix
     )
+
+
+def multiclass_headline(y: np.ndarray, y_pred: np.ndarray, k: int) -> dict[str, Any]:
+    """Accuracy, balanced accuracy and the macro/micro averages, without intervals (for the DP runs)."""
+    confusion = np.zeros((1, k, k), dtype=np.int64)
+    np.add.at(confusion[0], (y, y_pred), 1)
+    metrics: dict[str, Any] = {}
+    for name, values in overall_metrics(confusion).items():
+        metrics[name] = _value(values[0])
+        if metrics[name] is None:
+            metrics[f"{name}_reason"] = "undefined for at least one class"
+    return metrics

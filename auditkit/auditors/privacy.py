@@ -12,13 +12,14 @@ from scipy.special import softmax
 from auditkit.adapters.capabilities import Retrainable, RetrainRequest
 from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.auditors.performance import headline_metrics
+from auditkit.auditors.performance_multiclass import multiclass_headline
 from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.errors import AuditError
 from auditkit.predictions import Predictions
 from auditkit.privacy.mia import AttackResult, balanced, cross_entropy, loss_attack
 from auditkit.privacy.runs import RunOutcome, RunSettings, train_run
 from auditkit.results import AuditorResult, MetricValue
-from auditkit.stats.groups import DISPARITIES, GroupRules, group_metrics
+from auditkit.stats.groups import DISPARITIES, GroupRules, group_metrics, group_metrics_by_class
 from auditkit.stats.paired import paired_changes
 from auditkit.training import Trainable
 
@@ -172,6 +173,9 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
 
     def _predictions(self, context: AuditContext, logits: np.ndarray) -> Predictions:
         test = context.data.test
+        if logits.shape[1] > 2:  # multiclass: the retrained models' outputs are in label index order
+            probabilities = softmax(logits, axis=1)
+            return Predictions(test.ids, test.y, probabilities, probabilities.argmax(axis=1), 0, logits, test.classes)
         scores = softmax(logits, axis=1)[:, 1]
         return Predictions(test.ids, test.y, scores, (scores >= 0.5).astype(np.int64), 0, logits, test.classes)
 
@@ -190,13 +194,23 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
         slices = [[f] for f in data.sensitive_features]
         rules = GroupRules(min_group_size=s.min_group_size, n_boot=s.n_boot)
         sensitive = data.test.frame
-        reports = group_metrics(test_p.y_true, test_p.y_pred, test_p.scores, sensitive, slices, rules, rng)
-        by_group = {
-            name: {g: {r: rep.rates[r].value for r in GROUP_RATES} for g, rep in report.groups.items()}
-            for name, report in reports.items()
-        }
+        multiclass = test_p.n_classes > 2
+        if multiclass:  # per-group accuracy over all classes
+            _, accuracy = group_metrics_by_class(
+                test_p.y_true, test_p.y_pred, test_p.probabilities, test_p.classes, sensitive, slices, rules, rng
+            )
+            by_group = {
+                name: {g: {"accuracy": rep.rates["accuracy"].value} for g, rep in report.groups.items()}
+                for name, report in accuracy.items()
+            }
+        else:
+            reports = group_metrics(test_p.y_true, test_p.y_pred, test_p.scores, sensitive, slices, rules, rng)
+            by_group = {
+                name: {g: {r: rep.rates[r].value for r in GROUP_RATES} for g, rep in report.groups.items()}
+                for name, report in reports.items()
+            }
         cost: dict[str, dict[str, Any]] = {}
-        if reference is not None:
+        if reference is not None and not multiclass:  # the paired changes are binary rates
             for name, changes in paired_changes(
                 sensitive, test_p.y_true, reference.y_pred, test_p.y_pred, slices, rules, rng
             ).items():
@@ -228,7 +242,9 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
             accountant=s.accountant if private else None,
             epochs=s.epochs,
             seconds=round(outcome.seconds, 2),
-            metrics=headline_metrics(test_p.y_true, test_p.y_pred, test_p.scores),
+            metrics=multiclass_headline(test_p.y_true, test_p.y_pred, test_p.n_classes)
+            if multiclass
+            else headline_metrics(test_p.y_true, test_p.y_pred, test_p.scores),
             by_group=by_group,
             fairness_cost=cost,
             mia=attack,
@@ -252,4 +268,4 @@ def _softmax_of_label(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _probability_of_label(p: Predictions) -> np.ndarray:
-    return np.where(p.y_true == 1, p.scores, 1 - p.scores)
+    return p.probabilities[np.arange(len(p)), p.y_true]
