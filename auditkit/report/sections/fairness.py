@@ -6,6 +6,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from auditkit.auditors.fairness import FairnessResult
 from auditkit.report.format import interval, number
 from auditkit.report.sections.base import Section, Table, figure_json, section_builder
 from auditkit.results import AuditorResult, GateResult
@@ -38,7 +39,7 @@ def _bars(slice_name: str, groups: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return figure_json(fig)
 
 
-@section_builder("fairness")
+@section_builder(FairnessResult)
 def fairness_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
     s = result.summary()
     gate_of = {g.id: g for g in gates}

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from auditkit.auditors.performance import PerformanceResult
+from auditkit.auditors.performance_multiclass import MulticlassPerformanceResult
 from auditkit.report.format import interval
 from auditkit.report.sections.base import Section, Table, figure_json, section_builder
 from auditkit.results import AuditorResult, GateResult
 
 
-@section_builder("performance")
+@section_builder(PerformanceResult)
 def performance_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
     s = result.summary()
-    if s.get("task") == "multiclass":
-        return multiclass_performance_section(name, result, gates)
     m = s["metrics"]
     rows = [
         [key, m.get(key), m.get(f"{key}_reason", "")]
@@ -72,6 +72,7 @@ def performance_section(name: str, result: AuditorResult, gates: list[GateResult
     )
 
 
+@section_builder(MulticlassPerformanceResult)
 def multiclass_performance_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
     """Overall metrics, a per-class table and the k x k confusion matrix of a multiclass run."""
     s = result.summary()
