@@ -87,6 +87,14 @@ class FairnessResult(AuditorResult):
     accuracy_by_group: dict[str, dict[str, dict[str, Any]]] = {}
     accuracy_disparities: dict[str, dict[str, Any]] = {}
 
+    def summary(self) -> dict[str, Any]:
+        """A binary run's summary keeps its shape: the multiclass-only keys appear only when used."""
+        out = super().summary()
+        if not self.classes:
+            for key in ("classes", "accuracy_by_group", "accuracy_disparities"):
+                out.pop(key)
+        return out
+
     def metric_values(self) -> dict[str, MetricValue]:
         out = {}
         for name, values in self.accuracy_disparities.items():
