@@ -37,6 +37,11 @@ class FairnessSettings(StrictModel):
     min_class_size: int = Field(
         10, ge=1, description="Fewest positives (TPR, FNR), negatives (FPR) or predicted positives (precision)."
     )
+    small_groups: Literal["inconclusive", "exclude"] = Field(
+        "inconclusive",
+        description="A gate on a slice whose comparison left out small groups is inconclusive, "
+        "or (exclude) gates on the groups compared; either way the gate names the groups left out.",
+    )
     counterfactual: dict[str, TextSwap] = Field(
         default_factory=dict, description="Named text edits, e.g. gender: {pairs: [[male, female]]}."
     )
@@ -77,6 +82,7 @@ class FairnessResult(AuditorResult):
     n_boot: int
     min_group_size: int
     min_class_size: int
+    small_groups: str = "inconclusive"
     by_group: dict[str, dict[str, dict[str, Any]]]
     disparities: dict[str, dict[str, Any]]
     counterfactual: dict[str, SwapResult]
@@ -97,22 +103,43 @@ class FairnessResult(AuditorResult):
 
     def metric_values(self) -> dict[str, MetricValue]:
         out = {}
-        for name, values in self.accuracy_disparities.items():
-            ci = values["ci"].get("accuracy_difference")
-            out[f"accuracy_difference[{name}]"] = MetricValue(
-                values["accuracy_difference"], tuple(ci) if ci else None, values.get("accuracy_difference_reason")
-            )
-        for name, values in self.disparities.items():
-            for metric in DISPARITIES:
-                ci = values["ci"].get(metric)
-                out[f"{metric}[{name}]"] = MetricValue(
-                    values[metric], tuple(ci) if ci else None, values.get(f"{metric}_reason")
-                )
+        for disparities, by_group, metrics in (
+            (self.disparities, self.by_group, tuple(DISPARITIES)),
+            (self.accuracy_disparities, self.accuracy_by_group, ("accuracy_difference",)),  # multiclass
+        ):
+            for name, values in disparities.items():
+                for metric in metrics:
+                    out[f"{metric}[{name}]"] = self._value(metric, values, by_group[name])
         for name, swap in self.counterfactual.items():
             for metric, key in zip(COUNTERFACTUAL_METRICS, ("flip_rate", "mean_abs_score_change"), strict=True):
                 ci = swap.ci.get(key)
                 out[f"{metric}[{name}]"] = MetricValue(getattr(swap, key), tuple(ci) if ci else None, swap.reason)
         return out
+
+    def _value(self, metric: str, values: dict[str, Any], groups: dict[str, Any]) -> MetricValue:
+        """One disparity as a gateable value; groups left out as too small make it undecided by default."""
+        ci = values["ci"].get(metric)
+        reason = values.get(f"{metric}_reason")
+        compared = set(values["groups_compared"][metric])
+        left_out = tuple(g for g in groups if g not in compared)
+        undecided = bool(left_out) and values[metric] is not None and self.small_groups == "inconclusive"
+        if left_out and values[metric] is not None:
+            reason = self._left_out_reason(groups, metric, left_out, undecided) + (f"; {reason}" if reason else "")
+        return MetricValue(values[metric], tuple(ci) if ci else None, reason, left_out, undecided)
+
+    def _left_out_reason(self, groups: dict[str, Any], metric: str, left_out: tuple[str, ...], undecided: bool) -> str:
+        needed = DISPARITIES[metric][0]
+        why = []
+        for group in left_out:
+            insufficient = groups[group].get("insufficient", {})
+            because = insufficient.get("all") or "; ".join(insufficient[r] for r in needed if r in insufficient)
+            why.append(f"'{group}' ({because})" if because else f"'{group}'")
+        text = f"compares {len(groups) - len(left_out)} of {len(groups)} groups; " + (
+            f"left out as too small: {', '.join(why)}"
+        )
+        if undecided:
+            text += "; set auditors.fairness.small_groups: exclude to gate on the groups compared"
+        return text
 
 
 def slice_summary(report: SliceReport) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -196,7 +223,11 @@ class FairnessAuditor(Auditor[FairnessSettings]):
         for name, report in reports.items():
             by_group[name], disparities[name] = slice_summary(report)
         accuracy_by_group = {
-            name: {group: {"n": g.n, **_with_reasons(g.rates), "status": g.status} for group, g in r.groups.items()}
+            name: {
+                group: {"n": g.n, **_with_reasons(g.rates), "status": g.status}
+                | ({"insufficient": dict(g.insufficient)} if g.insufficient else {})
+                for group, g in r.groups.items()
+            }
             for name, r in accuracy.items()
         }
         accuracy_disparities = {
@@ -209,6 +240,7 @@ class FairnessAuditor(Auditor[FairnessSettings]):
             n_boot=s.n_boot,
             min_group_size=s.min_group_size,
             min_class_size=s.min_class_size,
+            small_groups=s.small_groups,
             by_group=by_group,
             disparities=disparities,
             counterfactual=counterfactual,
