@@ -7,12 +7,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 from pydantic import Field
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from scipy.special import softmax
 from torch.utils.data import TensorDataset
@@ -47,27 +48,71 @@ class TabularBuild(StrictModel):
 class TabularConfig(ModelConfigBase):
     adapter: Literal["torch-tabular"]
     build: TabularBuild | None = None
+    max_missing_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of rows in which a numeric input may be empty (filled with the training mean and "
+        "counted in the report); more is an error.",
+    )
+
+    #: Settings that do not change what a build produces (the model store leaves them out of its key).
+    not_in_build_key: ClassVar[tuple[str, ...]] = ("max_missing_share",)
 
 
 @dataclass(frozen=True)
 class FeatureEncoding:
-    """Numeric columns standardised, the others one-hot; unknown categories encode as all zeros."""
+    """Numeric columns standardised, the others one-hot; unknown categories encode as all zeros.
+
+    A numeric input that does not parse is an error; an empty one is filled with the
+    training mean only within ``max_missing_share`` of the rows.
+    """
 
     features: list[dict[str, Any]]
+    max_missing_share: float = 0.0
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame, columns: Sequence[str]) -> FeatureEncoding:
+    def fit(cls, frame: pd.DataFrame, columns: Sequence[str], max_missing_share: float = 0.0) -> FeatureEncoding:
         features: list[dict[str, Any]] = []
         for column in columns:
             values = frame[column]
+            if _numbers_as_text(values, column):  # a CSV column with a typo in some other row reads as text
+                values = pd.to_numeric(values.where(values.astype(str).str.strip() != ""), errors="coerce")
             if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
                 numbers = values.astype(float)
+                if numbers.isna().all():
+                    raise AuditError(f"data: model input '{column}' is empty in every training row")
                 std = float(numbers.std(ddof=0)) or 1.0
                 features.append({"name": column, "kind": "numeric", "mean": float(numbers.mean()), "std": std})
             else:
                 categories = sorted(values.dropna().astype(str).unique().tolist())
                 features.append({"name": column, "kind": "categorical", "categories": categories})
-        return cls(features)
+        return cls(features, max_missing_share)
+
+    def missing_counts(self, frame: pd.DataFrame) -> dict[str, int]:
+        """Empty numeric inputs per column; AuditError for a value that is not a number or too many empty."""
+        counts = {}
+        for f in self.features:
+            if f["kind"] != "numeric":
+                continue
+            values = frame[f["name"]]
+            empty = values.isna() | values.astype(str).str.strip().eq("")
+            bad = pd.to_numeric(values.where(~empty), errors="coerce").isna() & ~empty
+            if bad.any():
+                raise AuditError(
+                    f"data: numeric model input '{f['name']}' has {int(bad.sum())} values that are not numbers "
+                    f"({_first_rows(values[bad])})"
+                )
+            n_empty = int(empty.sum())
+            if n_empty > self.max_missing_share * len(frame):
+                raise AuditError(
+                    f"data: numeric model input '{f['name']}' is empty in {n_empty} of {len(frame)} rows "
+                    f"({_first_rows(values[empty])}); fill them, or allow a share with model.max_missing_share "
+                    f"(now {self.max_missing_share:g})"
+                )
+            if n_empty:
+                counts[f["name"]] = n_empty
+        return counts
 
     @property
     def names(self) -> list[str]:
@@ -78,11 +123,12 @@ class FeatureEncoding:
         return out
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        self.missing_counts(frame)
         blocks = []
         for f in self.features:
             values = frame[f["name"]]
             if f["kind"] == "numeric":
-                numbers = pd.to_numeric(values, errors="coerce").fillna(f["mean"]).to_numpy(float)
+                numbers = pd.to_numeric(values, errors="coerce").fillna(f["mean"]).to_numpy(float)  # checked above
                 blocks.append(((numbers - f["mean"]) / f["std"])[:, None])
             else:
                 lookup = {category: i for i, category in enumerate(f["categories"])}
@@ -92,6 +138,28 @@ class FeatureEncoding:
                 onehot[np.flatnonzero(known), codes[known]] = 1.0
                 blocks.append(onehot)
         return np.hstack(blocks).astype(np.float32) if blocks else np.zeros((len(frame), 0), np.float32)
+
+
+def _first_rows(values: pd.Series, n: int = 3) -> str:
+    shown = ", ".join(f"id {i}: {str(v)[:40]!r}" for i, v in list(values.items())[:n])
+    return f"first {shown}" + (", ..." if len(values) > n else "")
+
+
+def _numbers_as_text(values: pd.Series, column: str) -> bool:
+    """Whether a text column holds numbers; a few cells that are not numbers are a typo: say which."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return False
+    present = values.dropna()
+    present = present[present.astype(str).str.strip() != ""]
+    parsed = pd.to_numeric(present, errors="coerce")
+    if not len(present) or parsed.notna().mean() < 0.5:
+        return False
+    if parsed.isna().any():
+        raise AuditError(
+            f"data: model input '{column}' is numeric but {int(parsed.isna().sum())} values are not numbers "
+            f"({_first_rows(present[parsed.isna()])})"
+        )
+    return True
 
 
 def make_mlp(n_inputs: int, hidden_sizes: Sequence[int], dropout: float, n_outputs: int = 2) -> torch.nn.Sequential:
@@ -120,6 +188,7 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
     ):
         super().__init__(config, model_dir)
         self.encoding = encoding
+        self.notes: dict[str, str] = {}
         self.model = model.to(self.device).eval()
         self.classes = tuple(classes)  # the class names of the outputs, when the model was built multiclass
 
@@ -136,13 +205,15 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
             raise AuditError(f"model.path {path}: no {WEIGHTS_FILE}; auditkit loads only safetensors weights")
         try:
             spec = json.loads((path / ENCODING_FILE).read_text(encoding="utf-8"))
-            encoding = FeatureEncoding(spec["features"])
+            encoding = FeatureEncoding(spec["features"], config.max_missing_share)
             classes = [str(c) for c in spec.get("classes", [])]
             n_outputs = len(classes) if data_config.task == "multiclass" and classes else 2
             model = make_mlp(len(encoding.names), spec["hidden_sizes"], spec.get("dropout", 0.0), n_outputs)
             state = load_file(path / WEIGHTS_FILE)
         except FileNotFoundError:
             raise AuditError(f"model.path {path}: no {ENCODING_FILE} describing the feature encoding") from None
+        except SafetensorError as exc:
+            raise AuditError(f"model.path {path / WEIGHTS_FILE}: corrupt safetensors weights: {exc}") from None
         except (ValueError, KeyError, TypeError, OSError) as exc:
             raise AuditError(f"model.path {path}: unreadable model files: {exc}") from None
         last = max((k for k in state if k.endswith(".weight")), key=lambda k: int(k.split(".")[0]), default=None)
@@ -173,7 +244,13 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise AuditError(f"model.build.features: column '{missing[0]}' is not in the data")
-        encoding = FeatureEncoding.fit(frame, columns)
+        if data.label_column in columns:
+            raise AuditError(
+                f"model.build.features: '{data.label_column}' is the label; the model would read the answer"
+            )
+        if not columns:
+            raise AuditError("model.build.features: no input columns; list the columns the model should read")
+        encoding = FeatureEncoding.fit(frame, columns, config.max_missing_share)
         model = make_mlp(len(encoding.names), settings.hidden_sizes, settings.dropout, len(data.train.classes))
         train = _training_data(encoding, data.train)
         optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
@@ -211,6 +288,13 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
                 f"model.path {self.model_dir}: the model was built for classes {list(self.classes)}; "
                 f"the data has {list(split.classes)} (set data.classes to fix the order)"
             )
+        missing = self.encoding.missing_counts(split.frame)
+        if missing:
+            shown = ", ".join(f"'{name}' in {n}" for name, n in missing.items())
+            self.notes[split.name] = (
+                f"Empty numeric inputs in the {split.name} rows were filled with the training mean: {shown} "
+                f"of {len(split)} rows (model.max_missing_share {self.encoding.max_missing_share:g})."
+            )
         x = torch.from_numpy(self.encoding.transform(split.frame))
         if self.classes:
             return self._predict_classes(split, x)
@@ -233,6 +317,9 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
                 raw[start : start + batch] = self.model(x[start : start + batch].to(self.device)).cpu().double().numpy()
         probabilities = softmax(raw, axis=1)
         return Predictions(split.ids, split.y, probabilities, probabilities.argmax(axis=1), 0, raw, split.classes)
+
+    def input_notes(self) -> list[str]:
+        return list(self.notes.values())
 
     def trainable_copy(self) -> torch.nn.Module:
         return copy.deepcopy(self.model).train()
