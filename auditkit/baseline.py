@@ -196,6 +196,8 @@ def _paired_cells(result: AuditResult, baseline: Baseline) -> CellTable | None:
     if old is None or not {"id", "y_true", "y_pred"} <= set(old.columns):
         return None
     p = result.predictions
+    if p.n_classes > 2:  # the paired metrics are binary; multiclass gates compare intervals
+        return None
     current = pd.DataFrame({"id": p.ids.astype(str), Y: p.y_true, CURRENT_PRED: p.y_pred, **result.sensitive})
     merged = current.merge(old[["id", "y_true", "y_pred"]].rename(columns={"y_pred": BASE_PRED}), on="id")
     if merged.empty or (merged["y_true"] != merged[Y]).any():

@@ -67,10 +67,18 @@ class SplitSettings(StrictModel):
 class DataConfig(StrictModel):
     path: Path = Field(description="CSV, Parquet or JSONL file, relative to the config file.")
     format: Literal["csv", "parquet", "jsonl"] | None = Field(None, description="Defaults to the file suffix.")
+    task: Literal["binary", "multiclass", "token-classification"] = "binary"
     sep: str | None = Field(None, min_length=1, max_length=1, description="CSV field separator; default ','.")
     label: str = Field(description="Column holding the true outcome.")
-    positive_label: str | int | bool = Field(description="Label value of the favourable outcome (mapped to 1).")
-    negative_label: str | int | bool = Field(description="The other label value (mapped to 0).")
+    positive_label: str | int | bool | None = Field(
+        None, description="Binary only: label value of the favourable outcome (mapped to 1)."
+    )
+    negative_label: str | int | bool | None = Field(
+        None, description="Binary only: the other label value (mapped to 0)."
+    )
+    classes: list[str] | None = Field(
+        None, description="Multiclass only: the k >= 3 class names in the order reports and gate ids use."
+    )
     id_column: str | None = Field(None, description="Unique row id; defaults to the row number.")
     sensitive_features: list[str] = Field(default_factory=list)
     derived: dict[str, BinnedColumn] = Field(default_factory=dict, description="Columns computed from others.")
@@ -79,8 +87,24 @@ class DataConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
-        if str(self.positive_label) == str(self.negative_label):
-            raise ValueError("positive_label and negative_label must differ")
+        if self.task == "binary":
+            for key in ("positive_label", "negative_label"):
+                if getattr(self, key) is None:
+                    raise ValueError(f"a binary task needs {key}")
+            if str(self.positive_label) == str(self.negative_label):
+                raise ValueError("positive_label and negative_label must differ")
+            if self.classes is not None:
+                raise ValueError(
+                    "classes is for task: multiclass; a binary task names positive_label and negative_label"
+                )
+        elif self.task == "multiclass":
+            if self.positive_label is not None or self.negative_label is not None:
+                raise ValueError("positive_label and negative_label are for task: binary; multiclass uses classes")
+            if self.classes is not None:
+                if len(self.classes) < 3:
+                    raise ValueError("a multiclass task needs at least 3 classes; use task: binary for 2")
+                if len(set(self.classes)) != len(self.classes):
+                    raise ValueError("classes repeats a name")
         return self
 
 

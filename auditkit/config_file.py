@@ -243,6 +243,8 @@ def _check_cross_references(config: AuditConfigBase, path: Path, lines: dict[Loc
                 gate.metric, sorted(known), n=1, cutoff=0.6
             )
             hint = f"; did you mean '{close[0]}'?" if close else ""
+            if "class=" in gate.metric and config.data.task == "multiclass" and not config.data.classes:
+                hint = "; list the class names in data.classes to gate on a class"
             raise AuditError(
                 f"{_where(path, lines, loc)}: 'gates[{index}].metric': unknown metric '{gate.metric}'{hint}"
             )

@@ -28,7 +28,7 @@ class Split:
 
     name: str
     frame: pd.DataFrame  # original and derived columns, indexed by id
-    y: np.ndarray  # 0/1, 1 = positive_label
+    y: np.ndarray  # label index per row: 0/1 (1 = positive_label) for binary, 0..k-1 for multiclass
     texts: list[str] | None  # what a text model reads, when the config defines it
     classes: tuple[str, ...] = ()  # label name of each index in y, e.g. (negative, positive)
 
@@ -59,9 +59,14 @@ class AuditData:
     sha256: str  # of the data file's bytes
     sensitive_features: tuple[str, ...]
     path: Path
-    label_names: tuple[str, str]  # (negative, positive), as written in the data
+    label_names: tuple[str, ...]  # binary: (negative, positive); multiclass: the k class names in index order
     non_feature_columns: frozenset[str]  # label, id, derived and text columns: never model inputs by default
     label_column: str = ""  # never a model input: the model would read the answer
+    task: str = "binary"  # or "multiclass"
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.label_names
 
 
 def load_data(config: DataConfig, seed: int, *, hold_out: bool = True) -> AuditData:
@@ -72,7 +77,9 @@ def load_data(config: DataConfig, seed: int, *, hold_out: bool = True) -> AuditD
     if frame.empty:
         raise AuditError(f"{path}: the dataset has no rows")
     frame = _index_by_id(frame, config, path)
-    y = _label(frame, config, path)
+    if config.task == "token-classification":
+        raise AuditError(f"{path}: data.task token-classification is not supported by this loader")
+    labels, y = _label(frame, config, path)
     frame = _derive(frame, config, path)
     for column in config.sensitive_features:
         _require(frame, column, path, "data.sensitive_features")
@@ -87,11 +94,9 @@ def load_data(config: DataConfig, seed: int, *, hold_out: bool = True) -> AuditD
             )
     texts = render_texts(frame, config, path)
     if hold_out:
-        train_pos, test_pos = _split(frame, y, config, seed, path)
+        train_pos, test_pos = _split(frame, y, config, seed, path, labels)
     else:
         train_pos, test_pos = np.arange(0), np.arange(len(frame))
-
-    labels = (label_text(config.negative_label), label_text(config.positive_label))
 
     def part(name: str, positions: np.ndarray) -> Split:
         rows = [texts[i] for i in positions] if texts else None
@@ -109,6 +114,7 @@ def load_data(config: DataConfig, seed: int, *, hold_out: bool = True) -> AuditD
         labels,
         frozenset(non_features),
         config.label,
+        config.task,
     )
 
 
@@ -199,12 +205,15 @@ def _index_by_id(frame: pd.DataFrame, config: DataConfig, path: Path) -> pd.Data
     return frame.set_axis(pd.Index(ids.astype(str), name=ID))
 
 
-def _label(frame: pd.DataFrame, config: DataConfig, path: Path) -> np.ndarray:
+def _label(frame: pd.DataFrame, config: DataConfig, path: Path) -> tuple[tuple[str, ...], np.ndarray]:
+    """The class names in index order and each row's label index."""
     _require(frame, config.label, path, "data.label")
     values = frame[config.label]
     if values.isna().any():
         raise AuditError(f"{path}: label column '{config.label}' is empty in {int(values.isna().sum())} rows")
     as_text = values.map(label_text)
+    if config.task == "multiclass":
+        return _classes(as_text, config, path)
     positive, negative = label_text(config.positive_label), label_text(config.negative_label)
     unexpected = sorted(set(as_text) - {positive, negative})
     if unexpected:
@@ -213,7 +222,26 @@ def _label(frame: pd.DataFrame, config: DataConfig, path: Path) -> np.ndarray:
             f"{path}: label column '{config.label}' has values other than the declared "
             f"positive_label {positive!r} and negative_label {negative!r}: {shown}"
         )
-    return (as_text == positive).to_numpy(dtype=np.int64)
+    return (negative, positive), (as_text == positive).to_numpy(dtype=np.int64)
+
+
+def _classes(as_text: pd.Series, config: DataConfig, path: Path) -> tuple[tuple[str, ...], np.ndarray]:
+    found = sorted(set(as_text))
+    if config.classes is not None:
+        classes = tuple(str(c).strip() for c in config.classes)
+        unexpected = [v for v in found if v not in classes]
+        if unexpected:
+            shown = ", ".join(repr(v) for v in unexpected[:5])
+            raise AuditError(f"{path}: label column '{config.label}' has values not in data.classes: {shown}")
+    else:
+        classes = tuple(found)
+    if len(classes) < 3:
+        raise AuditError(
+            f"{path}: label column '{config.label}' holds {len(classes)} classes; "
+            "a multiclass task needs at least 3 (use task: binary for 2)"
+        )
+    index = {c: i for i, c in enumerate(classes)}
+    return classes, as_text.map(index).to_numpy(dtype=np.int64)
 
 
 def label_text(value: object) -> str:
@@ -285,14 +313,17 @@ def _cell_text(value: object) -> str:
 
 
 def _split(
-    frame: pd.DataFrame, y: np.ndarray, config: DataConfig, seed: int, path: Path
+    frame: pd.DataFrame, y: np.ndarray, config: DataConfig, seed: int, path: Path, classes: tuple[str, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic stratified split; falls back to the label alone when strata are too small."""
-    if min(np.bincount(y, minlength=2)) < 2:
-        raise AuditError(
-            f"{path}: need at least 2 rows of each label to split into train and test "
-            f"(positive: {int(y.sum())}, negative: {int(len(y) - y.sum())})"
+    counts = np.bincount(y, minlength=len(classes))
+    if min(counts) < 2:
+        shown = (
+            f"positive: {int(y.sum())}, negative: {int(len(y) - y.sum())}"
+            if config.task == "binary"
+            else ", ".join(f"{name}: {int(c)}" for name, c in zip(classes, counts, strict=True))
         )
+        raise AuditError(f"{path}: need at least 2 rows of each label to split into train and test ({shown})")
     for column in config.split.stratify:
         _require(frame, column, path, "data.split.stratify")
     strata = pd.Series(y.astype(str), index=frame.index)

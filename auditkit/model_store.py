@@ -34,6 +34,10 @@ def build_key(config: AuditConfigBase, data: AuditData) -> str:
     data_settings["negative_label"] = label_text(config.data.negative_label)
     if data_settings.get("sep") is None:
         data_settings.pop("sep", None)
+    if data_settings.get("task") == "binary":  # multiclass settings, at their binary defaults
+        data_settings.pop("task", None)
+    if data_settings.get("classes") is None:
+        data_settings.pop("classes", None)
     for spec in data_settings.get("derived", {}).values():
         if not spec.get("replace"):
             spec.pop("replace", None)

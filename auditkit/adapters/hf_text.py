@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from pydantic import Field  # noqa: E402
 from safetensors import SafetensorError  # noqa: E402
+from scipy.special import softmax  # noqa: E402
 from torch.utils.data import Dataset  # noqa: E402
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
@@ -169,7 +170,8 @@ class HfTextAdapter(ModelAdapter, TextAttributable, Retrainable):
         super().__init__(config, model_dir)
         self.tokenizer = tokenizer
         self.model = model.to(self.device).eval()
-        self.positive_index = positive_index
+        self.positive_index = positive_index  # -1 for a multiclass model
+        self.class_order: np.ndarray | None = None  # multiclass: the model output of each class, set by predict
         self.max_length = min(config.max_length, max_tokens(model.config))
 
     @classmethod
@@ -185,11 +187,13 @@ class HfTextAdapter(ModelAdapter, TextAttributable, Retrainable):
             model_config = AutoConfig.from_pretrained(path, **SAFE)
         except (OSError, ValueError, KeyError) as exc:
             raise AuditError(f"model.path {path}: unreadable config.json: {str(exc).splitlines()[0]}") from None
-        if model_config.num_labels != 2:
-            raise AuditError(
-                f"model.path {path}: the model has {model_config.num_labels} labels; auditkit audits binary classifiers"
-            )
+        multiclass = data_config.task == "multiclass"
+        if (model_config.num_labels != 2) != multiclass:
+            wanted = "one per class of a multiclass task" if multiclass else "2 for a binary task"
+            raise AuditError(f"model.path {path}: the model has {model_config.num_labels} labels; expected {wanted}")
         tokenizer, model = open_model_folder(path, "model.path")
+        if multiclass:
+            return cls(config, path, tokenizer, model, -1)
         index = config.positive_index
         if index is None:
             names = {str(v).lower(): int(k) for k, v in (model_config.id2label or {}).items()}
@@ -203,14 +207,7 @@ class HfTextAdapter(ModelAdapter, TextAttributable, Retrainable):
         settings = config.build
         assert settings is not None
         seed_everything(seed)
-        negative, positive = data.label_names
-        tokenizer, model = open_model_folder(
-            resolve_base(settings.base),
-            "model.build.base",
-            num_labels=2,
-            id2label={0: negative, 1: positive},
-            label2id={negative: 0, positive: 1},
-        )
+        tokenizer, model = open_model_folder(resolve_base(settings.base), "model.build.base", **label_maps(data))
         device = torch.device("cuda" if torch.cuda.is_available() and config.device != "cpu" else "cpu")
         freeze_below_top(model, settings.train_top_layers)
         train = _training_data(tokenizer, data.train, min(config.max_length, max_tokens(model.config)))
@@ -237,21 +234,31 @@ class HfTextAdapter(ModelAdapter, TextAttributable, Retrainable):
         encoded = encode(self.tokenizer, split.texts or [], self.max_length)
         order = np.argsort([len(ids) for ids in encoded.input_ids], kind="stable")  # length buckets
         scores = np.empty(len(order), dtype=np.float64)
-        raw = np.empty((len(order), 2), dtype=np.float64)
+        raw = np.empty((len(order), self.model.config.num_labels), dtype=np.float64)
         batch = self.config.batch_size
         with progress.task("Scoring", total=len(order)) as advance, torch.inference_mode():
             for start in range(0, len(order), batch):
                 rows = order[start : start + batch]
                 ids, mask = pad([encoded.input_ids[i] for i in rows], self.tokenizer.pad_token_id or 0)
                 logits = self.model(**model_inputs(self.model, ids.to(self.device), mask.to(self.device))).logits
-                scores[rows] = positive_probability(logits, self.positive_index).cpu().double().numpy()
+                if self.positive_index >= 0:
+                    scores[rows] = positive_probability(logits, self.positive_index).cpu().double().numpy()
                 raw[rows] = logits.cpu().double().numpy()
                 advance(len(rows))
+        if self.positive_index < 0:  # multiclass: probabilities in class order, the argmax predicted
+            self.class_order = class_order(self.model.config.id2label, split.classes, self.model_dir)
+            probabilities = softmax(raw, axis=1)[:, self.class_order]
+            y_pred = probabilities.argmax(axis=1)
+            return Predictions(split.ids, split.y, probabilities, y_pred, encoded.n_truncated, raw, split.classes)
         y_pred = (scores >= 0.5).astype(np.int64)
         return Predictions(split.ids, split.y, scores, y_pred, encoded.n_truncated, raw, split.classes)
 
     def output_index(self, label: np.ndarray) -> np.ndarray:
-        """The model output that stands for label 1 (positive) or 0 (negative)."""
+        """The model output that stands for label 1 (positive) or 0 (negative), or for a class index."""
+        if self.positive_index < 0:
+            if self.class_order is None:
+                raise AuditError("model: a multiclass hf-text model maps classes to outputs once it has scored a split")
+            return self.class_order[np.asarray(label, dtype=int)]
         return np.where(label == 1, self.positive_index, 1 - self.positive_index)
 
     def trainable_copy(self) -> torch.nn.Module:
@@ -305,15 +312,8 @@ class HfTextAdapter(ModelAdapter, TextAttributable, Retrainable):
     def trainable(self, data: AuditData, request: RetrainRequest, progress: ProgressReporter) -> Trainable:
         """The top layers of the base model with a fresh head, trained on cached activations."""
         spec = request.base or self.config.build.base
-        negative, positive = data.label_names
         seed_everything(request.seed)  # the head a base without one gets is drawn here
-        _, base = open_model_folder(
-            resolve_base(spec),
-            "auditors.privacy.base",
-            num_labels=2,
-            id2label={0: negative, 1: positive},
-            label2id={negative: 0, positive: 1},
-        )
+        _, base = open_model_folder(resolve_base(spec), "auditors.privacy.base", **label_maps(data))
         if request.kind == "lora":
             return lora_trainable(
                 base, self.tokenizer, data, self.max_length, request.lora_rank, request.seed, progress
@@ -337,6 +337,28 @@ def max_tokens(config: Any) -> int:
     family = FAMILIES.get(str(getattr(config, "model_type", None)))
     offset = family.position_offset if family is not None else 0
     return int(getattr(config, "max_position_embeddings", 10**6)) - offset
+
+
+def label_maps(data: AuditData) -> dict[str, Any]:
+    """num_labels, id2label and label2id of a fresh head: output j is label index j."""
+    names = list(data.label_names)
+    return {
+        "num_labels": len(names),
+        "id2label": dict(enumerate(names)),
+        "label2id": {name: j for j, name in enumerate(names)},
+    }
+
+
+def class_order(id2label: dict[int, str], classes: Sequence[str], path: Path) -> np.ndarray:
+    """For each class index, the model output holding it (matched by name, case-insensitive)."""
+    outputs = {str(name).strip().lower(): int(j) for j, name in id2label.items()}
+    order = [outputs.get(str(c).lower()) for c in classes]
+    if len(classes) != len(outputs) or any(o is None for o in order):
+        raise AuditError(
+            f"model.path {path}: the model's id2label {sorted(id2label.values())} "
+            f"does not name the classes {list(classes)}"
+        )
+    return np.array(order, dtype=int)
 
 
 def freeze_below_top(model: torch.nn.Module, top_layers: int | None) -> None:

@@ -15,6 +15,7 @@ import torch
 from pydantic import Field
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from scipy.special import softmax
 from torch.utils.data import TensorDataset
 
 from auditkit.adapters.base import ModelAdapter, Predictions, positive_probability
@@ -161,13 +162,13 @@ def _numbers_as_text(values: pd.Series, column: str) -> bool:
     return True
 
 
-def make_mlp(n_inputs: int, hidden_sizes: Sequence[int], dropout: float) -> torch.nn.Sequential:
+def make_mlp(n_inputs: int, hidden_sizes: Sequence[int], dropout: float, n_outputs: int = 2) -> torch.nn.Sequential:
     layers: list[torch.nn.Module] = []
     width = n_inputs
     for size in hidden_sizes:
         layers += [torch.nn.Linear(width, size), torch.nn.ReLU(), torch.nn.Dropout(dropout)]
         width = size
-    layers.append(torch.nn.Linear(width, 2))
+    layers.append(torch.nn.Linear(width, n_outputs))
     return torch.nn.Sequential(*layers)
 
 
@@ -177,11 +178,19 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
     name = "torch-tabular"
     Config = TabularConfig
 
-    def __init__(self, config: TabularConfig, model_dir: Path, encoding: FeatureEncoding, model: torch.nn.Module):
+    def __init__(
+        self,
+        config: TabularConfig,
+        model_dir: Path,
+        encoding: FeatureEncoding,
+        model: torch.nn.Module,
+        classes: Sequence[str] = (),
+    ):
         super().__init__(config, model_dir)
         self.encoding = encoding
         self.notes: dict[str, str] = {}
         self.model = model.to(self.device).eval()
+        self.classes = tuple(classes)  # the class names of the outputs, when the model was built multiclass
 
     @property
     def feature_names(self) -> list[str]:
@@ -197,7 +206,9 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
         try:
             spec = json.loads((path / ENCODING_FILE).read_text(encoding="utf-8"))
             encoding = FeatureEncoding(spec["features"], config.max_missing_share)
-            model = make_mlp(len(encoding.names), spec["hidden_sizes"], spec.get("dropout", 0.0))
+            classes = [str(c) for c in spec.get("classes", [])]
+            n_outputs = len(classes) if data_config.task == "multiclass" and classes else 2
+            model = make_mlp(len(encoding.names), spec["hidden_sizes"], spec.get("dropout", 0.0), n_outputs)
             state = load_file(path / WEIGHTS_FILE)
         except FileNotFoundError:
             raise AuditError(f"model.path {path}: no {ENCODING_FILE} describing the feature encoding") from None
@@ -206,9 +217,12 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
         except (ValueError, KeyError, TypeError, OSError) as exc:
             raise AuditError(f"model.path {path}: unreadable model files: {exc}") from None
         last = max((k for k in state if k.endswith(".weight")), key=lambda k: int(k.split(".")[0]), default=None)
-        if last is not None and state[last].shape[0] != 2:
+        if last is not None and state[last].shape[0] != n_outputs:
+            wanted = f"{n_outputs} (the classes in {ENCODING_FILE})" if n_outputs != 2 else "2 for a binary task"
+            raise AuditError(f"model.path {path}: the model has {state[last].shape[0]} outputs; expected {wanted}")
+        if data_config.task == "multiclass" and data_config.classes and classes != list(data_config.classes):
             raise AuditError(
-                f"model.path {path}: the model has {state[last].shape[0]} outputs; auditkit audits binary classifiers"
+                f"model.path {path}: the model was built for classes {classes}, data.classes is {data_config.classes}"
             )
         try:
             model.load_state_dict(state)
@@ -216,7 +230,7 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
             raise AuditError(
                 f"model.path {path}: weights do not match {ENCODING_FILE}: {str(exc).splitlines()[0]}"
             ) from None
-        return cls(config, path, encoding, model)
+        return cls(config, path, encoding, model, classes if n_outputs != 2 else ())
 
     @classmethod
     def build(  # type: ignore[override]
@@ -237,7 +251,7 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
         if not columns:
             raise AuditError("model.build.features: no input columns; list the columns the model should read")
         encoding = FeatureEncoding.fit(frame, columns, config.max_missing_share)
-        model = make_mlp(len(encoding.names), settings.hidden_sizes, settings.dropout)
+        model = make_mlp(len(encoding.names), settings.hidden_sizes, settings.dropout, len(data.train.classes))
         train = _training_data(encoding, data.train)
         optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
         device = torch.device("cuda" if torch.cuda.is_available() and config.device != "cpu" else "cpu")
@@ -256,6 +270,7 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
             "hidden_sizes": settings.hidden_sizes,
             "dropout": settings.dropout,
             "features": encoding.features,
+            **({"classes": list(data.train.classes)} if data.task == "multiclass" else {}),
         }
         (out_dir / ENCODING_FILE).write_text(json.dumps(spec, indent=2), encoding="utf-8")
 
@@ -268,6 +283,11 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
 
     def predict(self, split: Split, progress: ProgressReporter) -> Predictions:
         self.check_columns(split)
+        if self.classes and tuple(split.classes) != self.classes:
+            raise AuditError(
+                f"model.path {self.model_dir}: the model was built for classes {list(self.classes)}; "
+                f"the data has {list(split.classes)} (set data.classes to fix the order)"
+            )
         missing = self.encoding.missing_counts(split.frame)
         if missing:
             shown = ", ".join(f"'{name}' in {n}" for name, n in missing.items())
@@ -276,6 +296,8 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
                 f"of {len(split)} rows (model.max_missing_share {self.encoding.max_missing_share:g})."
             )
         x = torch.from_numpy(self.encoding.transform(split.frame))
+        if self.classes:
+            return self._predict_classes(split, x)
         scores = np.empty(len(x), dtype=np.float64)
         raw = np.empty((len(x), 2), dtype=np.float64)
         batch = max(self.config.batch_size, 1024)
@@ -285,6 +307,16 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
                 scores[start : start + batch] = positive_probability(logits, 1).cpu().double().numpy()
                 raw[start : start + batch] = logits.cpu().double().numpy()
         return Predictions(split.ids, split.y, scores, (scores >= 0.5).astype(np.int64), 0, raw, split.classes)
+
+    def _predict_classes(self, split: Split, x: torch.Tensor) -> Predictions:
+        """Multiclass: the softmax over the k outputs (label index order) and its argmax."""
+        raw = np.empty((len(x), len(self.classes)), dtype=np.float64)
+        batch = max(self.config.batch_size, 1024)
+        with torch.inference_mode():
+            for start in range(0, len(x), batch):
+                raw[start : start + batch] = self.model(x[start : start + batch].to(self.device)).cpu().double().numpy()
+        probabilities = softmax(raw, axis=1)
+        return Predictions(split.ids, split.y, probabilities, probabilities.argmax(axis=1), 0, raw, split.classes)
 
     def input_notes(self) -> list[str]:
         return list(self.notes.values())
@@ -319,7 +351,7 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
         hidden = build.hidden_sizes if build is not None else [64, 32]
         dropout = build.dropout if build is not None else 0.1
         seed_everything(request.seed)
-        template = make_mlp(len(self.encoding.names), hidden, dropout)
+        template = make_mlp(len(self.encoding.names), hidden, dropout, len(self.classes) or 2)
         return Trainable(lambda: copy.deepcopy(template).train(), train, test, "a fresh MLP of the build settings")
 
 

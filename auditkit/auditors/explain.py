@@ -26,7 +26,10 @@ GATEABLE = ("relative_delta_share_above_tolerance", "comprehensiveness_aopc", "s
 class ExplainSettings(StrictModel):
     n_examples: int = Field(64, ge=1, description="Examples to explain, stratified over groups and correctness.")
     ids: list[str] = Field(default_factory=list, description="Ids to explain in addition to the sample.")
-    target: Literal["predicted", "positive", "negative"] = "predicted"
+    target: str = Field(
+        "predicted",
+        description="Output explained: predicted, or positive / negative (binary), or a class name (multiclass).",
+    )
     output: Literal["logit", "probability"] = Field("logit", description="What the attributions add up to.")
     baseline_token: Literal["pad", "mask", "unk"] = "pad"
     tolerance: float = Field(0.01, gt=0, description="Largest relative completeness error accepted.")
@@ -140,6 +143,12 @@ class ExplainAuditor(Auditor[ExplainSettings]):
 
     @classmethod
     def check_config(cls, settings: ExplainSettings, config: AuditConfigBase) -> None:
+        data = config.data
+        allowed = (
+            ["predicted", *(data.classes or [])] if data.task == "multiclass" else ["predicted", "positive", "negative"]
+        )
+        if settings.target not in allowed and not (data.task == "multiclass" and data.classes is None):
+            raise AuditError(f"auditors.explain.target: '{settings.target}' is not one of {', '.join(allowed)}")
         for feature in settings.protected_words:
             if feature not in config.data.sensitive_features:
                 raise AuditError(f"auditors.explain.protected_words: '{feature}' is not in data.sensitive_features")
@@ -150,11 +159,7 @@ class ExplainAuditor(Auditor[ExplainSettings]):
         rng = np.random.default_rng(context.seed)
         chosen = self._choose(context, rng)
         adapter = context.adapter
-        label = {
-            "predicted": predictions.y_pred,
-            "positive": np.ones_like(predictions.y_pred),
-            "negative": np.zeros_like(predictions.y_pred),
-        }[s.target][chosen]
+        label = self._label(predictions.y_pred, predictions.classes, context.data.task)[chosen]
         targets = [int(t) for t in adapter.output_index(label)]
         f_inputs = full = None
         if predictions.logits is not None:  # reuse the run's forward pass: F(x) needs no second one
@@ -172,6 +177,16 @@ class ExplainAuditor(Auditor[ExplainSettings]):
         result.units, result.baseline = engine.units, engine.baseline_name
         result._records = [_record(a, t) for a, t in zip(attributions, texts, strict=True)]
         return result
+
+    def _label(self, y_pred: np.ndarray, classes: tuple[str, ...], task: str) -> np.ndarray:
+        """The label index explained for each test row: the predicted one, or the one the target names."""
+        target = self.settings.target
+        if target == "predicted":
+            return y_pred
+        names = classes if task == "multiclass" else ("negative", "positive")
+        if target not in names:
+            raise AuditError(f"auditors.explain.target: '{target}' is not one of predicted, {', '.join(names)}")
+        return np.full_like(y_pred, names.index(target))
 
     def _choose(self, context: AuditContext, rng: np.random.Generator) -> np.ndarray:
         test, predictions = context.data.test, context.predictions("test")
@@ -204,7 +219,9 @@ class ExplainAuditor(Auditor[ExplainSettings]):
         steps = np.array([a.steps for a in attributions])
         schedule = list(getattr(engine, "schedule", s.schedule))  # a sampling engine counts permutations
         deltas = np.array([a.relative_delta for a in attributions])
-        positive, negative = top_units(attributions, list(label == 1), s.top_k, s.min_count)
+        # Binary: signed toward the favourable label; multiclass: toward the class each example explains.
+        toward = list(label == 1) if context.data.task != "multiclass" else [True] * len(label)
+        positive, negative = top_units(attributions, toward, s.top_k, s.min_count)
         shares, share_ci, by_group, missing = {}, {}, {}, {}
         frame = context.data.test.frame.iloc[chosen]
         for feature, terms in s.protected_words.items():

@@ -12,7 +12,15 @@ from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.data import Split
 from auditkit.errors import AuditError
 from auditkit.results import AuditorResult, MetricValue
-from auditkit.stats.groups import DISPARITIES, Estimate, GroupRules, SliceReport, group_metrics, slice_name
+from auditkit.stats.groups import (
+    DISPARITIES,
+    Estimate,
+    GroupRules,
+    SliceReport,
+    group_metrics,
+    group_metrics_by_class,
+    slice_name,
+)
 from auditkit.stats.intervals import bootstrap_means, percentile_interval
 from auditkit.text_swaps import TextSwap
 
@@ -79,37 +87,54 @@ class FairnessResult(AuditorResult):
     disparities: dict[str, dict[str, Any]]
     counterfactual: dict[str, SwapResult]
     worst_slices: dict[str, dict[str, Any]]  # disparity -> the slice where it is worst, and its value
+    # Multiclass only: disparities above are one-vs-rest per class, under "<slice>|class=<name>";
+    # these hold each group's accuracy (correct / n) over all classes and its difference per slice.
+    classes: list[str] = []
+    accuracy_by_group: dict[str, dict[str, dict[str, Any]]] = {}
+    accuracy_disparities: dict[str, dict[str, Any]] = {}
+
+    def summary(self) -> dict[str, Any]:
+        """A binary run's summary keeps its shape: the multiclass-only keys appear only when used."""
+        out = super().summary()
+        if not self.classes:
+            for key in ("classes", "accuracy_by_group", "accuracy_disparities"):
+                out.pop(key)
+        return out
 
     def metric_values(self) -> dict[str, MetricValue]:
         out = {}
-        for name, values in self.disparities.items():
-            for metric in DISPARITIES:
-                ci = values["ci"].get(metric)
-                reason = values.get(f"{metric}_reason")
-                compared = set(values["groups_compared"][metric])
-                left_out = tuple(g for g in self.by_group[name] if g not in compared)
-                undecided = bool(left_out) and values[metric] is not None and self.small_groups == "inconclusive"
-                if left_out and values[metric] is not None:
-                    reason = self._left_out_reason(name, metric, left_out, undecided) + (
-                        f"; {reason}" if reason else ""
-                    )
-                out[f"{metric}[{name}]"] = MetricValue(
-                    values[metric], tuple(ci) if ci else None, reason, left_out, undecided
-                )
+        for disparities, by_group, metrics in (
+            (self.disparities, self.by_group, tuple(DISPARITIES)),
+            (self.accuracy_disparities, self.accuracy_by_group, ("accuracy_difference",)),  # multiclass
+        ):
+            for name, values in disparities.items():
+                for metric in metrics:
+                    out[f"{metric}[{name}]"] = self._value(metric, values, by_group[name])
         for name, swap in self.counterfactual.items():
             for metric, key in zip(COUNTERFACTUAL_METRICS, ("flip_rate", "mean_abs_score_change"), strict=True):
                 ci = swap.ci.get(key)
                 out[f"{metric}[{name}]"] = MetricValue(getattr(swap, key), tuple(ci) if ci else None, swap.reason)
         return out
 
-    def _left_out_reason(self, name: str, metric: str, left_out: tuple[str, ...], undecided: bool) -> str:
+    def _value(self, metric: str, values: dict[str, Any], groups: dict[str, Any]) -> MetricValue:
+        """One disparity as a gateable value; groups left out as too small make it undecided by default."""
+        ci = values["ci"].get(metric)
+        reason = values.get(f"{metric}_reason")
+        compared = set(values["groups_compared"][metric])
+        left_out = tuple(g for g in groups if g not in compared)
+        undecided = bool(left_out) and values[metric] is not None and self.small_groups == "inconclusive"
+        if left_out and values[metric] is not None:
+            reason = self._left_out_reason(groups, metric, left_out, undecided) + (f"; {reason}" if reason else "")
+        return MetricValue(values[metric], tuple(ci) if ci else None, reason, left_out, undecided)
+
+    def _left_out_reason(self, groups: dict[str, Any], metric: str, left_out: tuple[str, ...], undecided: bool) -> str:
         needed = DISPARITIES[metric][0]
         why = []
         for group in left_out:
-            insufficient = self.by_group[name][group].get("insufficient", {})
+            insufficient = groups[group].get("insufficient", {})
             because = insufficient.get("all") or "; ".join(insufficient[r] for r in needed if r in insufficient)
             why.append(f"'{group}' ({because})" if because else f"'{group}'")
-        text = f"compares {len(self.by_group[name]) - len(left_out)} of {len(self.by_group[name])} groups; " + (
+        text = f"compares {len(groups) - len(left_out)} of {len(groups)} groups; " + (
             f"left out as too small: {', '.join(why)}"
         )
         if undecided:
@@ -156,6 +181,14 @@ class FairnessAuditor(Auditor[FairnessSettings]):
     @classmethod
     def metric_ids(cls, settings: FairnessSettings, config: AuditConfigBase) -> set[str]:
         ids = {f"{cls.name}.{m}[{slice_name(s)}]" for s in settings.slices(config) for m in DISPARITIES}
+        if config.data.task == "multiclass":
+            ids = {f"{cls.name}.accuracy_difference[{slice_name(s)}]" for s in settings.slices(config)}
+            ids |= {
+                f"{cls.name}.{m}[{slice_name(s)}|class={c}]"
+                for s in settings.slices(config)
+                for c in config.data.classes or []
+                for m in DISPARITIES
+            }
         ids |= {f"{cls.name}.{m}[{swap}]" for swap in settings.counterfactual for m in COUNTERFACTUAL_METRICS}
         return ids
 
@@ -178,12 +211,28 @@ class FairnessAuditor(Auditor[FairnessSettings]):
         s = self.settings
         p = context.predictions("test")
         rng = np.random.default_rng(context.seed)
-        reports = group_metrics(
-            p.y_true, p.y_pred, p.scores, context.data.test.frame, s.slices(context.config), s.rules(), rng
-        )
+        frame, slices = context.data.test.frame, s.slices(context.config)
+        accuracy: dict[str, SliceReport] = {}
+        if p.n_classes > 2:
+            reports, accuracy = group_metrics_by_class(
+                p.y_true, p.y_pred, p.probabilities, p.classes, frame, slices, s.rules(), rng
+            )
+        else:
+            reports = group_metrics(p.y_true, p.y_pred, p.scores, frame, slices, s.rules(), rng)
         by_group, disparities = {}, {}
         for name, report in reports.items():
             by_group[name], disparities[name] = slice_summary(report)
+        accuracy_by_group = {
+            name: {
+                group: {"n": g.n, **_with_reasons(g.rates), "status": g.status}
+                | ({"insufficient": dict(g.insufficient)} if g.insufficient else {})
+                for group, g in r.groups.items()
+            }
+            for name, r in accuracy.items()
+        }
+        accuracy_disparities = {
+            name: {**_with_reasons(r.disparities), "groups_compared": r.compared} for name, r in accuracy.items()
+        }
         counterfactual = {name: self._swap(context, swap, rng) for name, swap in s.counterfactual.items()}
         return FairnessResult(
             method=s.method,
@@ -196,6 +245,9 @@ class FairnessAuditor(Auditor[FairnessSettings]):
             disparities=disparities,
             counterfactual=counterfactual,
             worst_slices=worst_slices(disparities),
+            classes=list(p.classes) if p.n_classes > 2 else [],
+            accuracy_by_group=accuracy_by_group,
+            accuracy_disparities=accuracy_disparities,
         )
 
     def _swap(self, context: AuditContext, swap: TextSwap, rng: np.random.Generator) -> SwapResult:
@@ -211,10 +263,17 @@ class FairnessAuditor(Auditor[FairnessSettings]):
                 ci={},
                 reason="the swap changed no test text",
             )
-        subset = Split(test.name, test.frame.iloc[changed], test.y[changed], [edited[i] for i in changed])
-        scores = context.adapter.predict(subset, context.progress).scores
-        flips = ((scores >= 0.5) != base.y_pred[changed]).astype(float)
-        shift = scores - base.scores[changed]
+        subset = Split(test.name, test.frame.iloc[changed], test.y[changed], [edited[i] for i in changed], test.classes)
+        edited_p = context.adapter.predict(subset, context.progress)
+        if base.n_classes > 2:  # multiclass: a flip changes the predicted class; the score is that class's
+            before = base.y_pred[changed]
+            flips = (edited_p.y_pred != before).astype(float)
+            rows = np.arange(len(changed))
+            shift = edited_p.probabilities[rows, before] - base.probabilities[changed, before]
+        else:
+            scores = edited_p.scores
+            flips = ((scores >= 0.5) != base.y_pred[changed]).astype(float)
+            shift = scores - base.scores[changed]
         stats = {"flip_rate": flips, "mean_abs_score_change": np.abs(shift), "mean_score_change": shift}
         replicates = bootstrap_means(np.column_stack(list(stats.values())), self.settings.n_boot, rng)
         ci = {key: _ci(replicates[:, k], self.settings.confidence) for k, key in enumerate(stats)}

@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 from sklearn import metrics as skm
 
 from auditkit.auditors.base import AuditContext, Auditor
+from auditkit.auditors.performance_multiclass import MulticlassPerformanceResult, multiclass_performance
+from auditkit.auditors.performance_multiclass import metric_ids as multiclass_metric_ids
 from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.predictions import Predictions
 from auditkit.results import AuditorResult, MetricValue
@@ -124,6 +126,8 @@ class PerformanceAuditor(Auditor[PerformanceSettings]):
 
     @classmethod
     def metric_ids(cls, settings: PerformanceSettings, config: AuditConfigBase) -> set[str]:
+        if config.data.task == "multiclass":
+            return multiclass_metric_ids(cls.name, config.data.classes)
         return {f"{cls.name}.{m}" for m in GATEABLE}
 
     def _intervals(self, p: Predictions, metrics: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
@@ -138,8 +142,11 @@ class PerformanceAuditor(Auditor[PerformanceSettings]):
             ci["roc_auc"] = list(delong_auc(p.y_true, p.scores, self.settings.confidence)[1])
         return ci
 
-    def run(self, context: AuditContext) -> PerformanceResult:
+    def run(self, context: AuditContext) -> PerformanceResult | MulticlassPerformanceResult:
         p = context.predictions("test")
+        if p.n_classes > 2:
+            rng = np.random.default_rng(context.seed)
+            return multiclass_performance(p, self.settings.n_boot, self.settings.confidence, rng)
         y, y_pred, scores = p.y_true, p.y_pred, p.scores
         tn, fp, fn, tp = (int(v) for v in skm.confusion_matrix(y, y_pred, labels=[0, 1]).ravel())
         metrics: dict[str, Any] = {

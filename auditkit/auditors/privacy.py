@@ -226,4 +226,4 @@ def request(settings: PrivacySettings, seed: int) -> RetrainRequest:
 
 
 def _probability_of_label(p: Predictions) -> np.ndarray:
-    return np.where(p.y_true == 1, p.scores, 1 - p.scores)
+    return p.probabilities[np.arange(len(p)), p.y_true]

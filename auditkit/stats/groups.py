@@ -87,18 +87,96 @@ def group_metrics(
     rng: np.random.Generator,
 ) -> dict[str, SliceReport]:
     """Rates per group and disparities per slice; every slice shares the same bootstrap resamples."""
+    cells, counts = _cells(y_true, y_pred, sensitive, slices, rules, rng)
+    cell_y, cell_pred = cells.keys[Y].to_numpy(), cells.keys[PRED].to_numpy()
+    return _reports(cells, counts, cell_y, cell_pred, y_true, scores, slices, rules, "")
+
+
+def group_metrics_by_class(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    sensitive: pd.DataFrame,
+    slices: Sequence[Sequence[str]],
+    rules: GroupRules,
+    rng: np.random.Generator,
+) -> tuple[dict[str, SliceReport], dict[str, SliceReport]]:
+    """Multiclass: the binary rates one-vs-rest for each class (slices named ``<slice>|class=<name>``),
+    and per-group accuracy with its difference (slices named as given); one set of resamples for all."""
+    cells, counts = _cells(y_true, y_pred, sensitive, slices, rules, rng)
+    cell_y, cell_pred = cells.keys[Y].to_numpy(), cells.keys[PRED].to_numpy()
+    reports: dict[str, SliceReport] = {}
+    for c, name in enumerate(classes):
+        one = (y_true == c).astype(np.int64)
+        reports |= _reports(
+            cells, counts, (cell_y == c).astype(int), (cell_pred == c).astype(int), one,
+            probabilities[:, c], slices, rules, f"|class={name}",
+        )  # fmt: skip
+    accuracy = {}
+    for features in slices:
+        codes, names = cells.group_codes(features)
+        # correct rows as true positives, wrong ones as false positives: the "accuracy" rate is then correct / n
+        confusion = Confusion.by_group(
+            counts, codes, len(names), (cell_y == cell_pred).astype(int), np.ones_like(cell_y)
+        )
+        accuracy[slice_name(features)] = _accuracy_slice(confusion, names, rules)
+    return reports, accuracy
+
+
+def _cells(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    sensitive: pd.DataFrame,
+    slices: Sequence[Sequence[str]],
+    rules: GroupRules,
+    rng: np.random.Generator,
+) -> tuple[CellTable, np.ndarray]:
     columns = sorted({f for s in slices for f in s})
     frame = sensitive[columns].astype(str).reset_index(drop=True).assign(**{Y: y_true, PRED: y_pred})
     cells = CellTable.from_frame(frame, [*columns, Y, PRED])
-    counts = np.vstack([cells.observed(), cells.replicates(rules.n_boot, rng)])  # row 0: observed
-    cell_y, cell_pred = cells.keys[Y].to_numpy(), cells.keys[PRED].to_numpy()
+    return cells, np.vstack([cells.observed(), cells.replicates(rules.n_boot, rng)])  # row 0: observed
+
+
+def _reports(
+    cells: CellTable,
+    counts: np.ndarray,
+    cell_y: np.ndarray,
+    cell_pred: np.ndarray,
+    y_true: np.ndarray,
+    scores: np.ndarray | None,
+    slices: Sequence[Sequence[str]],
+    rules: GroupRules,
+    suffix: str,
+) -> dict[str, SliceReport]:
     reports = {}
     for features in slices:
         codes, names = cells.group_codes(features)
         confusion = Confusion.by_group(counts, codes, len(names), cell_y, cell_pred)
         row_groups = codes[cells.row_cells]
-        reports[slice_name(features)] = _slice(confusion, names, row_groups, y_true, scores, rules)
+        reports[slice_name(features) + suffix] = _slice(confusion, names, row_groups, y_true, scores, rules)
     return reports
+
+
+def _accuracy_slice(confusion: Confusion, names: list[str], rules: GroupRules) -> SliceReport:
+    """Per-group accuracy (correct / n) and the accuracy difference over groups of min_group_size rows."""
+    values = {"accuracy": rate(confusion, "accuracy")}
+    bounds = percentile_intervals(values["accuracy"][1:], rules.confidence)
+    groups = {}
+    for g, group in enumerate(names):
+        n = int(confusion.n[0, g])
+        report = GroupReport(
+            n, int(confusion.tp[0, g]), n, {"accuracy": _estimate(values["accuracy"][0, g], bounds[g], "accuracy")}
+        )
+        if n < rules.min_group_size:
+            report.insufficient = {"all": f"{n} rows, below min_group_size {rules.min_group_size}"}
+        groups[group] = report
+    eligible = [g for g, name in enumerate(names) if groups[name].status == "ok"]
+    overall = {"accuracy": rate(confusion.overall(), "accuracy")}
+    disparity = _disparity(values, overall, "accuracy_difference", eligible, rules)
+    return SliceReport(
+        groups, {"accuracy_difference": disparity}, {"accuracy_difference": [names[g] for g in eligible]}
+    )
 
 
 def _slice(

@@ -6,6 +6,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from auditkit.auditors.explain import ExplainResult
 from auditkit.report.format import interval, number
 from auditkit.report.sections.base import Heatmap, Section, Table, figure_json, section_builder
 from auditkit.results import AuditorResult, GateResult
@@ -41,7 +42,7 @@ def heatmap(record: dict[str, Any]) -> Heatmap:
     return Heatmap(label, pieces)
 
 
-@section_builder("explain")
+@section_builder(ExplainResult)
 def explain_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
     s = result.summary()
     d, steps, f = s["relative_delta"], s["steps"], s["faithfulness"]

@@ -6,6 +6,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from auditkit.auditors.fairness import FairnessResult
 from auditkit.report.format import interval, number
 from auditkit.report.sections.base import Section, Table, figure_json, section_builder
 from auditkit.results import AuditorResult, GateResult
@@ -38,7 +39,7 @@ def _bars(slice_name: str, groups: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return figure_json(fig)
 
 
-@section_builder("fairness")
+@section_builder(FairnessResult)
 def fairness_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
     s = result.summary()
     gate_of = {g.id: g for g in gates}
@@ -106,6 +107,8 @@ def fairness_section(name: str, result: AuditorResult, gates: list[GateResult]) 
         caption="Per-group rates (intervals in summary.json and the charts)",
     )
     tables = [disparity_table, group_table]
+    if s.get("accuracy_by_group"):
+        tables.append(_accuracy_table(s))
     if s["counterfactual"]:
         swap_rows = [
             [
@@ -144,4 +147,28 @@ def fairness_section(name: str, result: AuditorResult, gates: list[GateResult]) 
         notes=notes,
         intro=f"Groups smaller than {s['min_group_size']} rows, or with fewer than {s['min_class_size']} "
         "positives, negatives or predicted positives for a rate, are reported but not compared.",
+    )
+
+
+def _accuracy_table(s: dict[str, Any]) -> Table:
+    """Multiclass: each group's accuracy over all classes, and the accuracy difference per slice."""
+    rows = []
+    for slice_name, groups in s["accuracy_by_group"].items():
+        d = s["accuracy_disparities"][slice_name]
+        for group, g in groups.items():
+            rows.append([slice_name, group, g["n"], g.get("accuracy"), interval(g["ci"].get("accuracy")), g["status"]])
+        rows.append(
+            [
+                slice_name,
+                "accuracy difference",
+                "",
+                d.get("accuracy_difference"),
+                interval(d["ci"].get("accuracy_difference")),
+                d.get("accuracy_difference_reason", ""),
+            ]
+        )
+    return Table(
+        ["slice", "group", "n", "accuracy", "95% CI", "status / note"],
+        rows,
+        caption="Per-group accuracy over all classes (the class-qualified slices above are one-vs-rest)",
     )

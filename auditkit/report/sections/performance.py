@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from auditkit.auditors.performance import PerformanceResult
+from auditkit.auditors.performance_multiclass import MulticlassPerformanceResult
+from auditkit.report.format import interval
 from auditkit.report.sections.base import Section, Table, figure_json, section_builder
 from auditkit.results import AuditorResult, GateResult
 
 
-@section_builder("performance")
+@section_builder(PerformanceResult)
 def performance_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
     s = result.summary()
     m = s["metrics"]
@@ -66,4 +69,80 @@ def performance_section(name: str, result: AuditorResult, gates: list[GateResult
         tables=[Table(["metric", "value", "note"], rows), confusion],
         figures=figures,
         notes=notes,
+    )
+
+
+@section_builder(MulticlassPerformanceResult)
+def multiclass_performance_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
+    """Overall metrics, a per-class table and the k x k confusion matrix of a multiclass run."""
+    s = result.summary()
+    m, ci = s["metrics"], s["ci"]
+    overall = [
+        [key, m.get(key), interval(ci.get(key)), m.get(f"{key}_reason", "")]
+        for key in (
+            "accuracy",
+            "balanced_accuracy",
+            "macro_f1",
+            "macro_precision",
+            "macro_recall",
+            "micro_f1",
+            "macro_roc_auc",
+        )
+    ]
+    overall = [["n", m["n"], "", ""], *overall]
+    per_class_rows = []
+    for cls, v in s["per_class"].items():
+        reasons = "; ".join(
+            f"{k}: {v[f'{k}_reason']}" for k in ("precision", "recall", "f1", "roc_auc") if f"{k}_reason" in v
+        )
+        per_class_rows.append(
+            [
+                cls,
+                v["support"],
+                v["precision"],
+                interval(v["ci"].get("precision")),
+                v["recall"],
+                interval(v["ci"].get("recall")),
+                v["f1"],
+                interval(v["ci"].get("f1")),
+                v["roc_auc"],
+                interval(v["ci"].get("roc_auc")),
+                reasons,
+            ]
+        )
+    per_class = Table(
+        [
+            "class",
+            "support",
+            "precision",
+            "95% CI",
+            "recall",
+            "95% CI",
+            "F1",
+            "95% CI",
+            "ROC AUC (one-vs-rest)",
+            "95% CI",
+            "note",
+        ],
+        per_class_rows,
+        caption="Per-class metrics (each class against the rest)",
+    )
+    classes = s["classes"]
+    matrix = s["confusion_matrix"]
+    confusion = Table(
+        ["actual \\ predicted", *classes],
+        [[a, *(matrix[a][b] for b in classes)] for a in classes],
+        caption="Confusion matrix (rows: actual class, columns: predicted class)",
+    )
+    bars = go.Figure()
+    for key, label in (("precision", "precision"), ("recall", "recall"), ("f1", "F1")):
+        bars.add_trace(go.Bar(name=label, x=classes, y=[s["per_class"][c][key] for c in classes]))
+    bars.update_layout(title="Per-class precision, recall and F1", barmode="group", yaxis_range=[0, 1])
+    return Section(
+        key=name,
+        title="Performance",
+        intro=f"How well the model predicts each of {len(classes)} classes on the held-out rows "
+        "(macro: the mean over classes; micro: over rows).",
+        tables=[Table(["metric", "value", "95% CI", "note"], overall), per_class, confusion],
+        figures=[figure_json(bars)],
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from auditkit.auditors.privacy import PrivacyResult
 from auditkit.report.format import interval, number
 from auditkit.report.sections.base import Section, Table, figure_json, section_builder
 from auditkit.results import AuditorResult, GateResult
@@ -15,7 +16,7 @@ KINDS = {
 }
 
 
-@section_builder("privacy")
+@section_builder(PrivacyResult)
 def privacy_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
     s = result.summary()
     runs = sorted(s["runs"], key=lambda r: r["epsilon"] or 0)
