@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
+from auditkit.execution.base import ExecutionSettings
+
 GATE_ID = re.compile(r"^(?P<auditor>[a-z][a-z0-9_-]*)\.(?P<metric>[a-z][a-z0-9_.]*)(\[(?P<slice>[^\]]+)\])?$")
 
 
@@ -146,6 +148,9 @@ class AuditConfigBase(StrictModel):
     seed: int = Field(0, ge=0)
     data: DataConfig
     gates: list[GateConfig] = Field(default_factory=list)
+    execution: ExecutionSettings = Field(
+        default_factory=ExecutionSettings, description="Where the heavy parts run: in this process or on Ray."
+    )
 
     # Filled in by config_model(); declared here for type checkers.
     model: Any = None

@@ -18,6 +18,7 @@ from auditkit.config import AuditConfigBase
 from auditkit.config_file import load_config
 from auditkit.data import AuditData, load_data
 from auditkit.errors import AuditError
+from auditkit.execution import open_executor
 from auditkit.gates import evaluate_gates
 from auditkit.model_store import ensure_model, is_stale
 from auditkit.progress import SILENT, ProgressReporter
@@ -67,12 +68,17 @@ def run_audit(
     baseline: str | Path | None = None,
     progress: ProgressReporter = SILENT,
     write: bool = True,
+    ray: str | None = None,
 ) -> tuple[AuditResult, Path]:
-    """Run the audit described by ``config_path``; write its files unless ``write`` is false."""
+    """Run the audit described by ``config_path``; write its files unless ``write`` is false.
+    ``ray`` (an address: local, auto, ray://...) runs it on Ray whatever the config says."""
     started, started_at = time.perf_counter(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     config = load_config(config_path)
     if seed is not None:
         config = config.model_copy(update={"seed": seed})
+    if ray is not None:
+        execution = config.execution.model_copy(update={"engine": "ray", "address": ray})
+        config = config.model_copy(update={"execution": execution})
     out_dir = Path(out) if out is not None else Path("reports") / config.name
     if write:
         check_writable(out_dir)
@@ -80,15 +86,16 @@ def run_audit(
     previous = load_baseline(Path(baseline)) if baseline is not None else None
     prepared = prepare(config, progress)
     seed_everything(config.seed)
-    context = AuditContext(config, prepared.data, prepared.adapter, progress)
-    predictions = context.predictions("test")
     results: dict[str, AuditorResult] = {}
     seconds: dict[str, float] = {}
-    for name in names:
-        auditor = registry.auditors()[name](getattr(config.auditors, name))
-        started_auditor = time.perf_counter()
-        results[name] = auditor.run(context)
-        seconds[name] = round(time.perf_counter() - started_auditor, 3)
+    with open_executor(config.execution) as executor:
+        context = AuditContext(config, prepared.data, prepared.adapter, progress, executor)
+        predictions = context.predictions("test")
+        for name in names:
+            auditor = registry.auditors()[name](getattr(config.auditors, name))
+            started_auditor = time.perf_counter()
+            results[name] = auditor.run(context)
+            seconds[name] = round(time.perf_counter() - started_auditor, 3)
     gates = [g for g in config.gates if g.auditor in names]
     notes = []
     if len(gates) < len(config.gates):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 from auditkit.config import StrictModel
+from auditkit.execution.base import Executor, InProcessExecutor
 
 if TYPE_CHECKING:
     from auditkit.adapters.base import ModelAdapter, Predictions
@@ -31,6 +32,7 @@ class AuditContext:
     data: AuditData
     adapter: ModelAdapter
     progress: ProgressReporter
+    executor: Executor = field(default_factory=InProcessExecutor)  # in-process unless execution asks for Ray
     _predictions: dict[str, Predictions] = field(default_factory=dict)
 
     @property

@@ -1,0 +1,135 @@
+"""The executor interface, its in-process implementation and the ``execution:`` settings."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+R = TypeVar("R")
+S = TypeVar("S")
+
+
+class ExecutionSettings(BaseModel):
+    """``execution:`` in the config: where auditors run their shards and tasks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    engine: Literal["in_process", "ray"] = Field("in_process", description="in_process (default) or ray.")
+    address: str = Field(
+        "local",
+        description="Ray only: 'local' starts a one-node Ray on this machine, 'auto' joins a running cluster, "
+        "'ray://host:10001' connects a client.",
+    )
+    num_cpus: int | None = Field(None, ge=1, description="Ray 'local' only: CPUs of the one-node cluster.")
+    workers: int | None = Field(
+        None, ge=1, description="Model-holding actors for attributions; default: as many as the cluster's GPUs or 2."
+    )
+    cpus_per_task: float = Field(1.0, gt=0, description="CPUs each task or actor asks for.")
+    gpus_per_task: float | None = Field(
+        None, ge=0, description="GPUs each task or actor asks for; default 1 when the cluster has GPUs, else 0."
+    )
+
+
+class Executor(ABC):
+    """Runs a function over items, as plain calls or as tasks on a cluster, keeping the input order."""
+
+    name: str
+
+    @abstractmethod
+    def map(self, fn: Callable[[T], R], items: Sequence[T], *, gpu: bool = False) -> list[R]:
+        """``[fn(item) for item in items]``, each call its own task (with a GPU when ``gpu`` and present)."""
+
+    @abstractmethod
+    def map_with_state(
+        self, make_state: Callable[[], S], fn: Callable[[S, T], R], shards: Sequence[T], *, gpu: bool = False
+    ) -> list[R]:
+        """``[fn(state, shard) ...]`` where ``state = make_state()`` is built once per worker
+        (a loaded model), not once per shard."""
+
+    @abstractmethod
+    def fold_parquet(
+        self,
+        path: str | Path,
+        columns: list[str],
+        count: Callable[[Any], R],
+        add: Callable[[R, R], R],
+        batch_rows: int = 1 << 20,
+    ) -> R | None:
+        """``add`` over ``count(batch)`` for every record batch of a Parquet file or folder, reading
+        one batch at a time (None for no rows). ``count`` gets a ``pyarrow.Table``."""
+
+    @property
+    def workers(self) -> int:
+        """How many shards run at once."""
+        return 1
+
+    def close(self) -> None:
+        """Release the cluster connection (default: nothing to release)."""
+        return None
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class InProcessExecutor(Executor):
+    """Everything in this process, one item after another: the default and the reference."""
+
+    name = "in_process"
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T], *, gpu: bool = False) -> list[R]:
+        return [fn(item) for item in items]
+
+    def map_with_state(
+        self, make_state: Callable[[], S], fn: Callable[[S, T], R], shards: Sequence[T], *, gpu: bool = False
+    ) -> list[R]:
+        state = make_state()
+        return [fn(state, shard) for shard in shards]
+
+    def fold_parquet(
+        self,
+        path: str | Path,
+        columns: list[str],
+        count: Callable[[Any], R],
+        add: Callable[[R, R], R],
+        batch_rows: int = 1 << 20,
+    ) -> R | None:
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
+        total = None
+        for batch in ds.dataset(path, format="parquet").to_batches(
+            columns=columns, batch_size=batch_rows, batch_readahead=1, fragment_readahead=1
+        ):
+            part = count(pa.Table.from_batches([batch]))
+            total = part if total is None else add(total, part)
+        return total
+
+
+def open_executor(settings: ExecutionSettings | None) -> Executor:
+    """The executor ``settings`` ask for; Ray is imported only here and only for ``engine: ray``."""
+    if settings is None or settings.engine == "in_process":
+        return InProcessExecutor()
+    from auditkit.execution.ray_executor import RayExecutor
+
+    return RayExecutor(settings)
+
+
+def shards(items: Sequence[T] | Iterable[T], n: int) -> list[list[T]]:
+    """``items`` cut into ``n`` contiguous, nearly equal shards (none empty), order kept."""
+    items = list(items)
+    n = max(1, min(n, len(items)))
+    size, extra = divmod(len(items), n)
+    out, start = [], 0
+    for k in range(n):
+        end = start + size + (k < extra)
+        out.append(items[start:end])
+        start = end
+    return out

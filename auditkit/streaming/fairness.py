@@ -1,0 +1,50 @@
+"""Group rates, disparities and binned ROC AUC from :class:`PredictionCounts`.
+
+The rates and disparities are the in-memory ones, computed by the same bootstrap over the
+same cell table: for the same counts and seed they are equal to the last digit. Only ROC AUC
+differs: it comes from the score histograms (see :mod:`auditkit.streaming.auc`) with its
+binning error bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from auditkit.stats.cells import PRED, Confusion, Y
+from auditkit.stats.groups import Estimate, GroupRules, SliceReport, _slice, slice_name
+from auditkit.streaming.auc import binned_auc
+from auditkit.streaming.counts import PredictionCounts
+
+
+def group_metrics_from_counts(
+    counts: PredictionCounts, slices: Sequence[Sequence[str]], rules: GroupRules, rng: np.random.Generator
+) -> tuple[dict[str, SliceReport], dict[str, dict[str, float]]]:
+    """Like :func:`auditkit.stats.groups.group_metrics`, from counts; also the AUC error bound
+    of every group (slice -> group -> bound)."""
+    columns = sorted({f for s in slices for f in s})
+    counts = counts.marginal(columns).sorted()
+    cells = counts.cell_table()
+    draws = np.vstack([cells.observed(), cells.replicates(rules.n_boot, rng)])
+    cell_y, cell_pred = cells.keys[Y].to_numpy(), cells.keys[PRED].to_numpy()
+    reports, bounds = {}, {}
+    assert counts.hist is not None
+    for features in slices:
+        codes, names = cells.group_codes(features)
+        confusion = Confusion.by_group(draws, codes, len(names), cell_y, cell_pred)
+        report = _slice(confusion, names, np.zeros(0, np.int64), np.zeros(0), None, rules)
+        name = slice_name(features)
+        bounds[name] = {}
+        pick = [columns.index(f) for f in features]
+        hist_groups = np.array(["*".join(g[i] for i in pick) for g in counts.groups])
+        for group, entry in report.groups.items():
+            hist = counts.hist[hist_groups == group].sum(axis=0)
+            auc = binned_auc(hist[1], hist[0], rules.confidence)
+            if auc is None:
+                entry.rates["roc_auc"] = Estimate(None, reason="the group holds only one label")
+            else:
+                entry.rates["roc_auc"] = Estimate(auc.value, auc.ci)
+                bounds[name][group] = auc.error_bound
+        reports[name] = report
+    return reports, bounds
