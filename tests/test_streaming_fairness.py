@@ -40,13 +40,13 @@ def make_predictions(n: int, seed: int = 0) -> pd.DataFrame:
     )
 
 
-def write_folder(frame: pd.DataFrame, folder, parts: int = 3):
-    """Several files, one of them dictionary-encoded, as a real export would be."""
+def write_folder(frame: pd.DataFrame, folder, parts: int = 3, dictionary_first: bool = True):
+    """Several files, the first one dictionary-encoded (as pandas writes categoricals)."""
     folder.mkdir()
     for k, rows in enumerate(np.array_split(np.arange(len(frame)), parts)):
         part = frame.iloc[rows]
         table = pa.Table.from_pandas(part, preserve_index=False)
-        if k == 0:
+        if k == 0 and dictionary_first:
             table = table.cast(
                 pa.schema(
                     [

@@ -126,13 +126,17 @@ class RayExecutor(Executor):
         the (small) counts travel back, and are added here as they arrive."""
         import ray.data
 
+        ray.data.DataContext.get_current().enable_progress_bars = False  # auditkit reports its own progress
+
         def one(batch: Any) -> dict[str, np.ndarray]:
             out = np.empty(1, dtype=object)
             out[0] = count(batch)
             return {"part": out}
 
-        parts = ray.data.read_parquet(str(path), columns=columns).map_batches(
-            one, batch_format="pyarrow", batch_size=batch_rows, num_cpus=self.settings.cpus_per_task
+        parts = (
+            ray.data.read_parquet(str(path))
+            .select_columns(columns)
+            .map_batches(one, batch_format="pyarrow", batch_size=batch_rows, num_cpus=self.settings.cpus_per_task)
         )
         total = None
         for batch in parts.iter_batches(batch_format="numpy", batch_size=1):

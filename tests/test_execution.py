@@ -1,0 +1,131 @@
+"""The one switch: in-process by default with Ray never imported, and the same audit on Ray."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from auditkit.execution import ExecutionSettings, InProcessExecutor, open_executor
+from auditkit.execution.base import shards
+from tests.conftest import base_config, write_config
+
+NO_RAY = "import sys; sys.modules['ray'] = None\n"  # `import ray` now raises ImportError
+
+
+def tabular_audit(folder, credit_frame, auditors=None):
+    credit_frame.to_csv(folder / "data.csv", index=False)
+    config = base_config("data.csv", "models/mlp")
+    del config["data"]["text"]
+    config["model"] = {
+        "adapter": "torch-tabular",
+        "path": "models/mlp",
+        "build": {"epochs": 5, "features": ["age", "amount", "purpose", "sex"]},
+    }
+    config["auditors"] = auditors or {"performance": {}, "fairness": {"n_boot": 200}}
+    return write_config(folder, config)
+
+
+def run_python(code: str, cwd):
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_the_default_path_never_imports_ray(tmp_path, credit_frame):
+    config = tabular_audit(tmp_path, credit_frame)
+    code = NO_RAY + (
+        "from auditkit.runner import run_audit\n"
+        f"result, _ = run_audit({str(config)!r}, out={str(tmp_path / 'out')!r})\n"
+        "assert result.auditors['fairness'].by_group, 'fairness ran'\n"
+        "loaded = sorted(m for m, v in sys.modules.items() if v is not None and m.split('.')[0] == 'ray')\n"
+        "print('RAY_MODULES', loaded)\n"
+    )
+    done = run_python(code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "RAY_MODULES []" in done.stdout
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["auditors"]["fairness"]
+
+
+def test_asking_for_ray_without_ray_is_one_error_line(tmp_path, credit_frame):
+    config = tabular_audit(tmp_path, credit_frame)
+    code = NO_RAY + (
+        "from auditkit.cli import main\n"
+        f"sys.argv = ['auditkit', 'run', {str(config)!r}, '--ray', 'local', '--quiet']\n"
+        "main()\n"
+    )
+    done = run_python(code, tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: execution.engine: ray needs the optional extra: pip install 'auditkit[ray]'"
+    ]
+
+
+def test_shards_keep_order_and_cover_everything():
+    items = list(range(10))
+    cut = shards(items, 3)
+    assert [len(s) for s in cut] == [4, 3, 3] and sum(cut, []) == items
+    assert shards(items[:2], 5) == [[0], [1]]
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def _scaled(state: np.ndarray, shard: list[int]) -> list[float]:
+    return [float(state.sum() * x) for x in shard]
+
+
+def _state() -> np.ndarray:
+    return np.arange(4.0)
+
+
+@pytest.fixture(scope="module")
+def ray_executor():
+    pytest.importorskip("ray")
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray's workers do not see tests/
+    executor = open_executor(ExecutionSettings(engine="ray", address="local", num_cpus=2))
+    yield executor
+    executor.close()
+
+
+def test_ray_executor_gives_the_in_process_results(ray_executor, tmp_path):
+    import ray
+
+    local = InProcessExecutor()
+    items = list(range(7))
+    assert ray_executor.map(_square, items) == local.map(_square, items)
+    cut = shards(items, 3)
+    assert ray_executor.map_with_state(_state, _scaled, cut) == local.map_with_state(_state, _scaled, cut)
+    nodes = ray.nodes()
+    assert nodes and all(node["NodeManagerAddress"] == "127.0.0.1" for node in nodes)  # loopback only
+
+
+def test_ray_data_counts_equal_the_streamed_counts(ray_executor, tmp_path):
+    from auditkit.streaming.counts import count_predictions
+    from tests.test_streaming_fairness import SPEC, make_predictions, write_folder
+
+    folder = write_folder(make_predictions(20_000, seed=3), tmp_path / "p", dictionary_first=False)
+    local = count_predictions(folder, SPEC).sorted()
+    on_ray = count_predictions(folder, SPEC, ray_executor).sorted()
+    assert on_ray.groups == local.groups
+    np.testing.assert_array_equal(on_ray.cells, local.cells)
+    np.testing.assert_array_equal(on_ray.hist, local.hist)
+
+
+def _summary(path) -> dict:
+    summary = json.loads(path.read_text())
+    summary.pop("provenance")
+    return summary
+
+
+def test_ray_local_run_gives_the_in_process_summary(tmp_path, credit_frame, ray_executor):
+    from auditkit.runner import run_audit
+
+    config = tabular_audit(tmp_path, credit_frame)
+    run_audit(config, out=tmp_path / "local")  # builds the model once
+    run_audit(config, out=tmp_path / "ray", ray="local")  # joins the running one-node Ray
+    assert _summary(tmp_path / "ray" / "summary.json") == _summary(tmp_path / "local" / "summary.json")
