@@ -146,7 +146,7 @@ def batch_counts(batch: pa.RecordBatch | pa.Table, spec: CountSpec) -> Predictio
 def _codes(column: pa.ChunkedArray, name: str, spec: CountSpec) -> tuple[np.ndarray, list[str]]:
     """Integer codes of a column's values and the values as strings (what ``astype(str)`` gives)."""
     if column.null_count:
-        raise AuditError(f"{spec.source}: sensitive feature '{name}' has {column.null_count} missing values")
+        raise AuditError(f"{spec.source}: column '{name}' has {column.null_count} missing values")
     if not pa.types.is_dictionary(column.type):
         column = pc.dictionary_encode(column)
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
@@ -161,18 +161,25 @@ def _labels(column: pa.ChunkedArray, spec: CountSpec, zero_one: bool = False) ->
     name = spec.y_pred if zero_one else spec.label
     if column.null_count:
         raise AuditError(f"{spec.source}: column '{name}' has {column.null_count} missing values")
-    values = column.to_numpy(zero_copy_only=False)
     positive, negative = (1, 0) if zero_one else (spec.positive_label, spec.negative_label)
-    text = values.astype(str)
-    is_pos, is_neg = text == str(positive), text == str(negative)
-    if values.dtype.kind in "biuf" and not isinstance(positive, str):  # by value, not by spelling
+    numeric = pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type)
+    if numeric and not isinstance(positive, str):  # numbers and booleans compare by value
+        values = column.to_numpy()
         is_pos, is_neg = values == positive, values == negative
-    bad = ~(is_pos | is_neg)
+        bad = ~(is_pos | is_neg)
+        if bad.any():
+            raise AuditError(
+                f"{spec.source}: column '{name}' holds '{values[bad][0]}', neither '{positive}' nor '{negative}'"
+            )
+        return is_pos.astype(np.int64)
+    codes, values = _codes(column, name, spec)  # anything else by its spelling, once per distinct value
+    mapped = np.array([1 if v == str(positive) else 0 if v == str(negative) else -1 for v in values], np.int64)
+    bad = mapped[codes] < 0
     if bad.any():
         raise AuditError(
-            f"{spec.source}: column '{name}' holds '{text[bad][0]}', neither '{positive}' nor '{negative}'"
+            f"{spec.source}: column '{name}' holds '{values[codes[bad][0]]}', neither '{positive}' nor '{negative}'"
         )
-    return is_pos.astype(np.int64)
+    return mapped[codes]
 
 
 def dataset(path: str | Path, spec: CountSpec) -> ds.Dataset:
