@@ -15,8 +15,6 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
-from auditkit.execution.base import ExecutionSettings
-
 GATE_ID = re.compile(r"^(?P<auditor>[a-z][a-z0-9_-]*)\.(?P<metric>[a-z][a-z0-9_.]*)(\[(?P<slice>[^\]]+)\])?$")
 
 
@@ -140,6 +138,25 @@ class ModelConfigBase(StrictModel):
     path: Path = Field(description="Model folder, relative to the config file; built there if absent.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(32, ge=1, description="Inference batch size.")
+
+
+class ExecutionSettings(StrictModel):
+    """``execution:`` in the config: where auditors run their shards and tasks (auditkit.execution)."""
+
+    engine: Literal["in_process", "ray"] = Field("in_process", description="in_process (default) or ray.")
+    address: str = Field(
+        "local",
+        description="Ray only: 'local' starts a one-node Ray on this machine, 'auto' joins a running cluster, "
+        "'ray://host:10001' connects a client.",
+    )
+    num_cpus: int | None = Field(None, ge=1, description="Ray 'local' only: CPUs of the one-node cluster.")
+    workers: int | None = Field(
+        None, ge=1, description="Model-holding actors for attributions; default: as many as the cluster's GPUs or 2."
+    )
+    cpus_per_task: float = Field(1.0, gt=0, description="CPUs each task or actor asks for.")
+    gpus_per_task: float | None = Field(
+        None, ge=0, description="GPUs each task or actor asks for; default 1 when the cluster has GPUs, else 0."
+    )
 
 
 class AuditConfigBase(StrictModel):

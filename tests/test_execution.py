@@ -125,7 +125,19 @@ def _summary(path) -> dict:
 def test_ray_local_run_gives_the_in_process_summary(tmp_path, credit_frame, ray_executor):
     from auditkit.runner import run_audit
 
-    config = tabular_audit(tmp_path, credit_frame)
+    auditors = {
+        "performance": {},
+        "fairness": {"n_boot": 200},
+        "explain": {"n_examples": 12, "n_boot": 100},
+        "privacy": {"epsilons": [1.0, 4.0], "epochs": 3, "n_boot": 100, "min_group_size": 10},
+    }
+    config = tabular_audit(tmp_path, credit_frame, auditors)
     run_audit(config, out=tmp_path / "local")  # builds the model once
     run_audit(config, out=tmp_path / "ray", ray="local")  # joins the running one-node Ray
-    assert _summary(tmp_path / "ray" / "summary.json") == _summary(tmp_path / "local" / "summary.json")
+    on_ray, local = _summary(tmp_path / "ray" / "summary.json"), _summary(tmp_path / "local" / "summary.json")
+    for summary in (on_ray, local):  # wall-clock seconds of each DP run
+        for run in [summary["auditors"]["privacy"]["non_private"], *summary["auditors"]["privacy"]["runs"]]:
+            run.pop("seconds", None)
+    assert on_ray == local
+    lines = [(tmp_path / name / "attributions.jsonl").read_text() for name in ("ray", "local")]
+    assert lines[0] == lines[1] and lines[0].count("\n") >= 12

@@ -15,7 +15,7 @@ from auditkit.auditors.performance import headline_metrics
 from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.errors import AuditError
 from auditkit.privacy.mia import AttackResult, balanced, cross_entropy, loss_attack
-from auditkit.privacy.runs import RunOutcome, RunSettings, train_run
+from auditkit.privacy.runs import RunOutcome, RunSettings, RunTask
 from auditkit.privacy.trainable import Trainable, tabular_trainable, text_trainable
 from auditkit.results import AuditorResult, MetricValue
 from auditkit.stats.groups import DISPARITIES, GroupRules, group_metrics
@@ -137,15 +137,15 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
             s.grad_sample_mode,
             context.seed,
         )
-        device = context.adapter.device
         rng = np.random.default_rng(context.seed)
         members, nonmembers = balanced(np.arange(len(data.train)), np.arange(len(data.test)), rng)
-        reference = train_run(trainable, run_settings, None, device, context.progress)
+        # Every run (the reference first) is one task: one after another in process, all at once on Ray.
+        task = RunTask(trainable, run_settings, context.config.model.device, context.progress)
+        reference, *outcomes = context.executor.map(task, [None, *s.epsilons], gpu=True)
         reference_test = self._predictions(context, reference.test_logits)
         non_private = self._summarise(context, reference, reference_test, None, members, nonmembers, delta, rng)
         runs = []
-        for eps in s.epsilons:
-            outcome = train_run(trainable, run_settings, eps, device, context.progress)
+        for outcome in outcomes:
             predictions = self._predictions(context, outcome.test_logits)
             runs.append(self._summarise(context, outcome, predictions, reference_test, members, nonmembers, delta, rng))
         # The audited model scores only the sampled members: no need to score the whole training split.

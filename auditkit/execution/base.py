@@ -5,34 +5,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from auditkit.config import ExecutionSettings
 
 T = TypeVar("T")
 R = TypeVar("R")
 S = TypeVar("S")
-
-
-class ExecutionSettings(BaseModel):
-    """``execution:`` in the config: where auditors run their shards and tasks."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    engine: Literal["in_process", "ray"] = Field("in_process", description="in_process (default) or ray.")
-    address: str = Field(
-        "local",
-        description="Ray only: 'local' starts a one-node Ray on this machine, 'auto' joins a running cluster, "
-        "'ray://host:10001' connects a client.",
-    )
-    num_cpus: int | None = Field(None, ge=1, description="Ray 'local' only: CPUs of the one-node cluster.")
-    workers: int | None = Field(
-        None, ge=1, description="Model-holding actors for attributions; default: as many as the cluster's GPUs or 2."
-    )
-    cpus_per_task: float = Field(1.0, gt=0, description="CPUs each task or actor asks for.")
-    gpus_per_task: float | None = Field(
-        None, ge=0, description="GPUs each task or actor asks for; default 1 when the cluster has GPUs, else 0."
-    )
 
 
 class Executor(ABC):

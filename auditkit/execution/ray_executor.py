@@ -98,7 +98,8 @@ class RayExecutor(Executor):
 
     def map(self, fn: Callable[[T], R], items: Sequence[T], *, gpu: bool = False) -> list[R]:
         task = ray.remote(_call).options(**self._options(gpu))
-        return ray.get([task.remote(fn, item) for item in items])
+        shared = ray.put(fn)  # stored once (a trainable with its cached activations), not once per task
+        return ray.get([task.remote(shared, item) for item in items])
 
     def map_with_state(
         self, make_state: Callable[[], S], fn: Callable[[S, T], R], shards: Sequence[T], *, gpu: bool = False
