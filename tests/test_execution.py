@@ -11,6 +11,7 @@ import pytest
 
 from auditkit.execution import ExecutionSettings, InProcessExecutor, open_executor
 from auditkit.execution.base import shards
+from auditkit.progress import SILENT
 from tests.conftest import base_config, write_config
 
 NO_RAY = "import sys; sys.modules['ray'] = None\n"  # `import ray` now raises ImportError
@@ -165,3 +166,58 @@ def test_credit_audit_on_ray_local_equals_in_process(tmp_path):
     assert summaries["ray"] == summaries["local"]
     attributions = [(tmp_path / name / "attributions.jsonl").read_text() for name in ("ray", "local")]
     assert attributions[0] == attributions[1]
+
+
+class _FakeAdapter:
+    @classmethod
+    def load(cls, model_config, data_config):
+        import os
+
+        return {"pid": os.getpid(), "scale": model_config["scale"]}
+
+
+class _FakeEngine:
+    """Attributions that depend only on the example, and which worker built the engine."""
+
+    def __init__(self, adapter):
+        self.adapter = adapter
+
+    @classmethod
+    def create(cls, adapter, data, options):
+        return cls(adapter)
+
+    def explain(self, split, positions, targets, f_inputs, tolerance, progress, schedule):
+        texts = [split.texts[i] for i in positions]
+        attributions = [
+            (int(p), t * self.adapter["scale"], float(f), self.adapter["pid"])
+            for p, t, f in zip(positions, targets, f_inputs, strict=True)
+        ]
+        return attributions, texts
+
+
+def test_sharded_attributions_come_back_in_order_from_model_loading_workers(ray_executor):
+    from types import SimpleNamespace
+
+    from auditkit.explain.sharded import EngineFactory, deal, explain_sharded
+
+    texts = [f"text {'x' * (i % 7)} {i}" for i in range(23)]
+    split = SimpleNamespace(texts=texts)
+    positions = np.array([1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 22])
+    targets = [i % 2 for i in positions]
+    f_inputs = positions * 0.5
+    local_adapter = {"pid": -1, "scale": 3}
+    factory = EngineFactory(_FakeEngine, _FakeAdapter, {"scale": 3}, None, None, None, adapter=local_adapter)
+    args = (split, positions, targets, f_inputs, 0.01, [16], SILENT)
+    local, local_texts = explain_sharded(InProcessExecutor(), factory, *args)
+    remote, remote_texts = explain_sharded(ray_executor, factory, *args)
+    assert (
+        [a[:3] for a in remote]
+        == [a[:3] for a in local]
+        == [(int(p), t * 3, p * 0.5) for p, t in zip(positions, targets, strict=True)]
+    )
+    assert local_texts == remote_texts == [texts[i] for i in positions]
+    assert {a[3] for a in local} == {-1}  # in process: the run's own adapter, no second load
+    workers = {a[3] for a in remote}
+    assert len(workers) == 2 and -1 not in workers  # two actors, each loaded its own model once
+    shards = deal([len(texts[i]) for i in positions], 2)
+    assert sorted(np.concatenate(shards).tolist()) == list(range(len(positions)))
