@@ -166,3 +166,20 @@ def test_bad_prediction_files_name_the_file_and_column(tmp_path, predictions):
     pq.write_table(pa.Table.from_pandas(bad), tmp_path / "bad2.parquet")
     with pytest.raises(AuditError, match="probabilities in"):
         count_predictions(tmp_path / "bad2.parquet", SPEC)
+
+
+def test_fairness_from_parquet_gives_the_auditor_summary_with_binning_errors(predictions):
+    from auditkit.auditors.fairness import slice_summary
+    from auditkit.streaming.fairness import fairness_from_parquet, with_binning_errors
+
+    _, folder = predictions
+    spec = CountSpec(FEATURES, "label", "good", "bad", "score", bins=4096)
+    reports, bounds = fairness_from_parquet(
+        folder, spec, [["sex"], ["region"]], GroupRules(n_boot=100), np.random.default_rng(0)
+    )
+    by_group = {name: slice_summary(report)[0] for name, report in reports.items()}
+    with_binning_errors(by_group, bounds)
+    female = by_group["sex"]["female"]
+    assert 0.5 < female["roc_auc"] < 1 and 0 < female["roc_auc_binning_error"] < 1e-3
+    assert female["ci"]["roc_auc"][0] < female["roc_auc"] < female["ci"]["roc_auc"][1]
+    assert by_group["region"]["isles"]["n"] < 400  # the small group is reported too

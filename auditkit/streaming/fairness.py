@@ -9,13 +9,16 @@ binning error bound.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
+from auditkit.execution.base import Executor
 from auditkit.stats.cells import PRED, Confusion, Y
 from auditkit.stats.groups import Estimate, GroupRules, SliceReport, _slice, slice_name
 from auditkit.streaming.auc import binned_auc
-from auditkit.streaming.counts import PredictionCounts
+from auditkit.streaming.counts import CountSpec, PredictionCounts, count_predictions
 
 
 def group_metrics_from_counts(
@@ -48,3 +51,27 @@ def group_metrics_from_counts(
                 bounds[name][group] = auc.error_bound
         reports[name] = report
     return reports, bounds
+
+
+def fairness_from_parquet(
+    path: str | Path,
+    spec: CountSpec,
+    slices: Sequence[Sequence[str]],
+    rules: GroupRules,
+    rng: np.random.Generator,
+    executor: Executor | None = None,
+) -> tuple[dict[str, SliceReport], dict[str, dict[str, float]]]:
+    """The fairness reports of a Parquet prediction set of any size: one streaming pass for the
+    counts (pyarrow here, Ray Data when ``executor`` is a Ray one), the statistics on them.
+    This is what a predictions adapter reading a folder of Parquet files calls."""
+    features = sorted({f for s in slices for f in s})
+    counts = count_predictions(path, replace(spec, features=tuple(features)), executor)
+    return group_metrics_from_counts(counts, slices, rules, rng)
+
+
+def with_binning_errors(by_group: dict[str, dict[str, dict]], bounds: dict[str, dict[str, float]]) -> None:
+    """Put each group's AUC binning bound beside its AUC in a summary's ``by_group`` (in place)."""
+    for name, groups in by_group.items():
+        for group, entry in groups.items():
+            if group in bounds.get(name, {}):
+                entry["roc_auc_binning_error"] = bounds[name][group]
