@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class EngineFactory:
-    """Builds an engine: on the live adapter in this process, or on a model a worker loads itself
-    from the model folder (pickling drops the live adapter, so a worker never gets a copy of it)."""
+    """Builds an engine: in this process the run's own (``engine``, on the live adapter), on a worker
+    one on a model the worker loads itself from the model folder (pickling drops the live adapter
+    and engine, so a worker never gets a copy of them)."""
 
     engine_cls: type
     adapter_cls: type
@@ -34,11 +35,14 @@ class EngineFactory:
     data: AuditData
     options: Any
     adapter: Any = None
+    engine: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "adapter": None}
+        return {**self.__dict__, "adapter": None, "engine": None}
 
     def __call__(self) -> Any:
+        if self.engine is not None:
+            return self.engine
         adapter = self.adapter
         if adapter is None:  # a worker: its own model, on its own device (a GPU when it was given one)
             adapter = self.adapter_cls.load(self.model_config, self.data_config)
