@@ -19,6 +19,7 @@ from auditkit.config_file import load_config
 from auditkit.data import AuditData, load_data
 from auditkit.errors import AuditError
 from auditkit.execution import open_executor
+from auditkit.execution.base import check_execution
 from auditkit.gates import evaluate_gates
 from auditkit.model_store import ensure_model, is_stale
 from auditkit.progress import SILENT, ProgressReporter
@@ -147,6 +148,7 @@ def validate_config(config_path: str | Path, progress: ProgressReporter = SILENT
         f"data: {data.path} ({len(data.train)} train rows, {len(data.test)} test rows, "
         f"sensitive features: {', '.join(data.sensitive_features) or 'none'})",
     ]
+    lines.append(check_execution(config.execution))
     path = Path(config.model.path)
     if path.exists() and is_stale(config, data):
         lines.append(f"model: {path} was built from other settings or data and will be rebuilt on the next run")

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 
 from auditkit.execution import ExecutionSettings, InProcessExecutor, open_executor
 from auditkit.execution.base import shards
@@ -61,6 +62,25 @@ def test_asking_for_ray_without_ray_is_one_error_line(tmp_path, credit_frame):
     assert done.stderr.strip().splitlines() == [
         "error: execution.engine: ray needs the optional extra: pip install 'auditkit[ray]'"
     ]
+
+
+def test_validate_checks_ray_is_installed_without_importing_it(tmp_path, credit_frame):
+    config = tabular_audit(tmp_path, credit_frame)
+    raw = yaml.safe_load(config.read_text())
+    raw["execution"] = {"engine": "ray", "address": "auto"}
+    config.write_text(yaml.safe_dump(raw))
+    code = (
+        "from auditkit.cli import main\n"
+        f"sys.argv = ['auditkit', 'validate', {str(config)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    print('RAY' if 'ray' in sys.modules else 'NO_RAY'); raise\n"
+    )
+    absent = run_python(NO_RAY + code, tmp_path)
+    assert absent.returncode == 2 and absent.stderr.strip().splitlines() == [
+        "error: execution.engine: ray needs the optional extra: pip install 'auditkit[ray]'"
+    ]
+    present = run_python("import sys\n" + code, tmp_path)
+    assert present.returncode == 0, present.stderr
+    assert "ok  execution: ray at 'auto'" in present.stdout and "NO_RAY" in present.stdout
 
 
 def test_shards_keep_order_and_cover_everything():

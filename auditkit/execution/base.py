@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from auditkit.config import ExecutionSettings
+from auditkit.errors import AuditError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -99,6 +100,22 @@ def open_executor(settings: ExecutionSettings | None) -> Executor:
     from auditkit.execution.ray_executor import RayExecutor
 
     return RayExecutor(settings)
+
+
+def check_execution(settings: ExecutionSettings) -> str:
+    """What ``auditkit validate`` says about ``execution``; AuditError when Ray is asked for but not
+    installed. Finds Ray without importing it and starts nothing."""
+    if settings.engine == "in_process":
+        return "execution: in process"
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("ray") is not None
+    except ValueError:  # in sys.modules as None: made unimportable on purpose
+        found = False
+    if not found:
+        raise AuditError("execution.engine: ray needs the optional extra: pip install 'auditkit[ray]'")
+    return f"execution: ray at '{settings.address}' (reached when the audit runs)"
 
 
 def shards(items: Sequence[T] | Iterable[T], n: int) -> list[list[T]]:

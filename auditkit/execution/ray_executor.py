@@ -22,7 +22,7 @@ try:
     import ray
     from ray._private import ray_constants
     from ray.util import ActorPool
-except ImportError:  # pragma: no cover - exercised only without the extra
+except ImportError:  # without the extra (tests/test_execution.py makes Ray unimportable)
     raise AuditError("execution.engine: ray needs the optional extra: pip install 'auditkit[ray]'") from None
 
 
