@@ -4,6 +4,16 @@ Auditors see one small :class:`~auditkit.execution.base.Executor` interface and 
 one runs. Nothing here imports Ray unless ``execution.engine`` is ``ray`` (or ``--ray`` is given).
 """
 
-from auditkit.execution.base import ExecutionSettings, Executor, InProcessExecutor, open_executor
+from auditkit.config import ExecutionSettings
+from auditkit.execution.base import Executor, InProcessExecutor
 
 __all__ = ["ExecutionSettings", "Executor", "InProcessExecutor", "open_executor"]
+
+
+def open_executor(settings: ExecutionSettings | None) -> Executor:
+    """The executor ``settings`` ask for; Ray is imported only here and only for ``engine: ray``."""
+    if settings is None or settings.engine == "in_process":
+        return InProcessExecutor()
+    from auditkit.execution.ray_executor import RayExecutor
+
+    return RayExecutor(settings)

@@ -93,15 +93,6 @@ class InProcessExecutor(Executor):
         return total
 
 
-def open_executor(settings: ExecutionSettings | None) -> Executor:
-    """The executor ``settings`` ask for; Ray is imported only here and only for ``engine: ray``."""
-    if settings is None or settings.engine == "in_process":
-        return InProcessExecutor()
-    from auditkit.execution.ray_executor import RayExecutor
-
-    return RayExecutor(settings)
-
-
 def check_execution(settings: ExecutionSettings) -> str:
     """What ``auditkit validate`` says about ``execution``; AuditError when Ray is asked for but not
     installed. Finds Ray without importing it and starts nothing."""
