@@ -108,7 +108,8 @@ def test_failing_gate_exits_1_and_is_reported(workspace):
     result = CliRunner().invoke(app, ["run", str(workspace / "audit.yaml"), "--out", str(out)])  # not --quiet
     assert result.exit_code == 1
     headline = "FAIL (1 passed, 1 failed)"
-    assert result.stdout.splitlines()[0] == f"{headline}; blocking: performance.accuracy"
+    verdict_lines = [line for line in result.stdout.splitlines() if not line.startswith("auditkit: ")]
+    assert verdict_lines[0] == f"{headline}; blocking: performance.accuracy"  # after the step lines
     summary = strict_json(out / "summary.json")
     assert summary["verdict"] == "fail" and summary["verdict_text"] == headline
     assert headline in (out / "summary.md").read_text().splitlines()[0]
