@@ -56,6 +56,14 @@ def run(
     ] = False,
     only: Annotated[Optional[str], typer.Option(help="Comma-separated auditors to run.")] = None,  # noqa: UP007
     seed: Annotated[Optional[int], typer.Option(help="Override the config's seed.")] = None,  # noqa: UP007
+    ray: Annotated[
+        Optional[str],  # noqa: UP007
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Run on Ray: 'local' (a one-node Ray here), 'auto' (a running cluster) or ray://host:port.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress and no summary line.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
@@ -67,7 +75,14 @@ def run(
 
     def action():  # type: ignore[no-untyped-def]
         return run_audit(
-            config, out=out, only=names, seed=seed, baseline=baseline, baseline_any=baseline_any, progress=progress
+            config,
+            out=out,
+            only=names,
+            seed=seed,
+            baseline=baseline,
+            baseline_any=baseline_any,
+            progress=progress,
+            ray=ray,
         )
 
     result, out_dir = _guarded(debug, action)

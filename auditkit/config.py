@@ -170,12 +170,34 @@ class ModelConfigBase(StrictModel):
     batch_size: int = Field(32, ge=1, description="Inference batch size.")
 
 
+class ExecutionSettings(StrictModel):
+    """``execution:`` in the config: where auditors run their shards and tasks (auditkit.execution)."""
+
+    engine: Literal["in_process", "ray"] = Field("in_process", description="in_process (default) or ray.")
+    address: str = Field(
+        "local",
+        description="Ray only: 'local' starts a one-node Ray on this machine, 'auto' joins a running cluster, "
+        "'ray://host:10001' connects a client.",
+    )
+    num_cpus: int | None = Field(None, ge=1, description="Ray 'local' only: CPUs of the one-node cluster.")
+    workers: int | None = Field(
+        None, ge=1, description="Model-holding actors for attributions; default: as many as the cluster's GPUs or 2."
+    )
+    cpus_per_task: float = Field(1.0, gt=0, description="CPUs each task or actor asks for.")
+    gpus_per_task: float | None = Field(
+        None, ge=0, description="GPUs each task or actor asks for; default 1 when the cluster has GPUs, else 0."
+    )
+
+
 class AuditConfigBase(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100, description="Names the output folder.")
     description: str = ""
     seed: int = Field(0, ge=0, le=MAX_SEED)
     data: DataConfig
     gates: list[GateConfig] = Field(default_factory=list)
+    execution: ExecutionSettings = Field(
+        default_factory=ExecutionSettings, description="Where the heavy parts run: in this process or on Ray."
+    )
 
     # Filled in by config_model(); declared here for type checkers.
     model: Any = None

@@ -18,6 +18,8 @@ from auditkit.config import MAX_SEED, AuditConfigBase
 from auditkit.config_file import load_config
 from auditkit.data import AuditData, load_data, split_sha256
 from auditkit.errors import AuditError
+from auditkit.execution import open_executor
+from auditkit.execution.base import check_execution
 from auditkit.gates import evaluate_gates
 from auditkit.model_store import ensure_model, is_stale
 from auditkit.progress import SILENT, ProgressReporter
@@ -70,10 +72,12 @@ def run_audit(
     baseline_any: bool = False,
     progress: ProgressReporter = SILENT,
     write: bool = True,
+    ray: str | None = None,
 ) -> tuple[AuditResult, Path]:
     """Run the audit described by ``config_path``; write its files unless ``write`` is false.
 
     A baseline must come from the same audit, data file and test split unless ``baseline_any``.
+    ``ray`` (an address: local, auto, ray://...) runs it on Ray whatever the config says.
     """
     started, started_at = time.perf_counter(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     config = load_config(config_path)
@@ -81,6 +85,9 @@ def run_audit(
         if not 0 <= seed <= MAX_SEED:
             raise AuditError(f"--seed {seed}: must be a whole number from 0 to {MAX_SEED}")
         config = config.model_copy(update={"seed": seed})
+    if ray is not None:
+        execution = config.execution.model_copy(update={"engine": "ray", "address": ray})
+        config = config.model_copy(update={"execution": execution})
     out_dir = Path(out) if out is not None else Path("reports") / config.name
     if write:
         check_writable(out_dir)
@@ -96,17 +103,18 @@ def run_audit(
                 "pass --baseline-any to compare anyway"
             )
     seed_everything(config.seed)
-    context = AuditContext(config, prepared.data, prepared.adapter, progress)
-    with progress.step(f"score {len(prepared.data.test)} test rows"):
-        predictions = context.predictions("test")
     results: dict[str, AuditorResult] = {}
     seconds: dict[str, float] = {}
-    for name in names:
-        auditor = registry.auditors()[name](getattr(config.auditors, name))
-        started_auditor = time.perf_counter()
-        with progress.step(f"auditor {name}"):
-            results[name] = auditor.run(context)
-        seconds[name] = round(time.perf_counter() - started_auditor, 3)
+    with open_executor(config.execution) as executor:
+        context = AuditContext(config, prepared.data, prepared.adapter, progress, executor)
+        with progress.step(f"score {len(prepared.data.test)} test rows"):
+            predictions = context.predictions("test")
+        for name in names:
+            auditor = registry.auditors()[name](getattr(config.auditors, name))
+            started_auditor = time.perf_counter()
+            with progress.step(f"auditor {name}"):
+                results[name] = auditor.run(context)
+            seconds[name] = round(time.perf_counter() - started_auditor, 3)
     gates = [g for g in config.gates if g.auditor in names]
     notes = []
     if len(gates) < len(config.gates):
@@ -164,6 +172,7 @@ def validate_config(config_path: str | Path, progress: ProgressReporter = SILENT
         f"data: {data.path} ({len(data.train)} train rows, {len(data.test)} test rows, "
         f"sensitive features: {', '.join(data.sensitive_features) or 'none'})",
     ]
+    lines.append(check_execution(config.execution))
     path = Path(config.model.path)
     if path.exists() and is_stale(config, data):
         lines.append(f"model: {path} was built from other settings or data and will be rebuilt on the next run")

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = ["scoring", "fairness", "explain", "privacy"]
+BENCHMARKS = ["scoring", "fairness", "explain", "privacy", "scale", "ray"]
 
 
 def main(names: list[str]) -> None:

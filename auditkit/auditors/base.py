@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 from auditkit.adapters.capabilities import Scorer, capabilities, capability_name
 from auditkit.config import StrictModel
 from auditkit.errors import AuditError
+from auditkit.execution.base import Executor, InProcessExecutor
 
 if TYPE_CHECKING:
     from auditkit.adapters.base import ModelAdapter
@@ -34,6 +35,7 @@ class AuditContext:
     data: AuditData
     adapter: ModelAdapter
     progress: ProgressReporter
+    executor: Executor = field(default_factory=InProcessExecutor)  # in-process unless execution asks for Ray
     _predictions: dict[str, Predictions] = field(default_factory=dict)
 
     @property

@@ -16,6 +16,7 @@ from auditkit.explain import perturbation, tabular_ig, text_ig  # noqa: F401  (t
 from auditkit.explain.common import STEP_SCHEDULE, Attribution
 from auditkit.explain.engines import EngineOptions, engine_for
 from auditkit.explain.faithfulness import faithfulness
+from auditkit.explain.sharded import EngineFactory, explain_sharded
 from auditkit.explain.views import ProtectedTerms, protected_shares, top_units, unmatched_terms
 from auditkit.results import AuditorResult, MetricValue
 from auditkit.stats.intervals import bootstrap_means, percentile_interval
@@ -172,7 +173,13 @@ class ExplainAuditor(Auditor[ExplainSettings]):
             raise AuditError(f"auditors.explain: no attribution engine for {type(adapter).__name__}")
         options = EngineOptions(s.output, s.baseline_token, s.token_budget, s.quadrature)
         engine = engine_cls.create(adapter, context.data, options)
-        attributions, texts = engine.explain(test, chosen, targets, f_inputs, s.tolerance, context.progress, s.schedule)
+        # One shard in process (this engine); on Ray one per worker, each worker loading the model once.
+        factory = EngineFactory(
+            engine_cls, type(adapter), context.config.model, context.config.data, context.data, options, adapter, engine
+        )
+        attributions, texts = explain_sharded(
+            context.executor, factory, test, chosen, targets, f_inputs, s.tolerance, s.schedule, context.progress
+        )
         result = self._summarise(context, chosen, attributions, texts, label, engine, rng, full)
         result.units, result.baseline = engine.units, engine.baseline_name
         result._records = [_record(a, t) for a, t in zip(attributions, texts, strict=True)]

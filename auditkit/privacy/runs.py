@@ -206,3 +206,26 @@ def logits_of(model: torch.nn.Module, data: TrainingData, device: torch.device, 
             out.append(model(*(t.to(device) for t in inputs)).float().cpu().numpy())
     model.train()
     return np.concatenate(out).astype(np.float64)
+
+
+@dataclass
+class RunTask:
+    """``train_run`` at one target epsilon (None: the non-private reference) as a picklable task, so
+    an executor can run every run of a sweep at once, each on its own worker. The device is
+    resolved where the task runs (a worker given a GPU trains on it); progress stays in this
+    process."""
+
+    trainable: Trainable
+    settings: RunSettings
+    device: str = "auto"  # model.device: auto, cpu or cuda
+    progress: ProgressReporter | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "progress": None}
+
+    def __call__(self, target_epsilon: float | None) -> RunOutcome:
+        from auditkit.adapters.base import resolve_device
+        from auditkit.progress import SILENT
+
+        device = resolve_device(self.device)
+        return train_run(self.trainable, self.settings, target_epsilon, device, self.progress or SILENT)

@@ -1,0 +1,151 @@
+"""The Ray executor: tasks for independent runs, actors that load a model once for shards.
+
+Imported only when ``execution.engine`` is ``ray``. A ``local`` address starts a one-node Ray
+bound to 127.0.0.1 without its dashboard and shuts it down on close; ``auto`` or ``ray://...``
+joins a cluster someone else runs and leaves it running.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from auditkit.errors import AuditError
+from auditkit.execution.base import ExecutionSettings, Executor, R, S, T
+
+try:
+    import ray
+    from ray._private import ray_constants
+    from ray.util import ActorPool
+except ImportError:  # without the extra (tests/test_execution.py makes Ray unimportable)
+    raise AuditError("execution.engine: ray needs the optional extra: pip install 'auditkit[ray]'") from None
+
+
+@contextmanager
+def _loopback_only():
+    """A one-node Ray takes 127.0.0.1 as its node address, so every server it starts listens
+    on the loopback interface only (what Ray does on macOS and Windows, where
+    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER is unset)."""
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+
+
+def _call(fn: Callable[[T], R], item: T) -> R:
+    return fn(item)
+
+
+class _Worker:
+    """Holds one state (a loaded model) and applies functions to shards with it."""
+
+    def __init__(self, make_state: Callable[[], Any]) -> None:
+        self.state = make_state()
+
+    def run(self, fn: Callable[[Any, Any], Any], shard: Any) -> Any:
+        return fn(self.state, shard)
+
+
+class RayExecutor(Executor):
+    name = "ray"
+
+    def __init__(self, settings: ExecutionSettings) -> None:
+        self.settings = settings
+        self._owns_cluster = False
+        if not ray.is_initialized():
+            try:
+                if settings.address == "local":
+                    with _loopback_only():
+                        ray.init(
+                            num_cpus=settings.num_cpus,
+                            include_dashboard=False,
+                            logging_level=logging.ERROR,
+                            log_to_driver=False,
+                        )
+                    self._owns_cluster = True
+                else:
+                    ray.init(address=settings.address, logging_level=logging.ERROR, log_to_driver=False)
+                    self._owns_cluster = True  # our connection, not the cluster: shutdown only disconnects
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise AuditError(
+                    f"execution.address: cannot reach a Ray cluster at '{settings.address}' "
+                    f"({' '.join(str(exc).split())[:200]}); start one with 'ray start --head' or use 'local'"
+                ) from None
+        resources = ray.cluster_resources()
+        self._cpus = float(resources.get("CPU", 1))
+        self._gpus = float(resources.get("GPU", 0))
+
+    def _options(self, gpu: bool) -> dict[str, float]:
+        gpus = 0.0
+        if gpu and self._gpus > 0:
+            gpus = self.settings.gpus_per_task if self.settings.gpus_per_task is not None else 1.0
+        return {"num_cpus": self.settings.cpus_per_task, "num_gpus": gpus}
+
+    @property
+    def workers(self) -> int:
+        if self.settings.workers is not None:
+            return self.settings.workers
+        if self._gpus >= 1:
+            return int(self._gpus)
+        return max(1, min(2, int(self._cpus // self.settings.cpus_per_task)))
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T], *, gpu: bool = False) -> list[R]:
+        task = ray.remote(_call).options(**self._options(gpu))
+        shared = ray.put(fn)  # stored once (a trainable with its cached activations), not once per task
+        return ray.get([task.remote(shared, item) for item in items])
+
+    def map_with_state(
+        self, make_state: Callable[[], S], fn: Callable[[S, T], R], shards: Sequence[T], *, gpu: bool = False
+    ) -> list[R]:
+        if not shards:
+            return []
+        worker = ray.remote(_Worker).options(**self._options(gpu))
+        actors = [worker.remote(make_state) for _ in range(min(self.workers, len(shards)))]
+        try:
+            pool = ActorPool(actors)
+            return list(pool.map(lambda actor, shard: actor.run.remote(fn, shard), shards))
+        finally:
+            for actor in actors:
+                ray.kill(actor)
+
+    def fold_parquet(
+        self,
+        path: str | Path,
+        columns: list[str],
+        count: Callable[[Any], R],
+        add: Callable[[R, R], R],
+        batch_rows: int = 1 << 20,
+    ) -> R | None:
+        """Ray Data reads the files on the cluster and counts each batch where it was read; only
+        the (small) counts travel back, and are added here as they arrive."""
+        import ray.data
+
+        ray.data.DataContext.get_current().enable_progress_bars = False  # auditkit reports its own progress
+
+        def one(batch: Any) -> dict[str, np.ndarray]:
+            out = np.empty(1, dtype=object)
+            out[0] = count(batch)
+            return {"part": out}
+
+        parts = (
+            ray.data.read_parquet(str(path))
+            .select_columns(columns)
+            .map_batches(one, batch_format="pyarrow", batch_size=batch_rows, num_cpus=self.settings.cpus_per_task)
+        )
+        total = None
+        for batch in parts.iter_batches(batch_format="numpy", batch_size=1):
+            for part in batch["part"]:
+                total = part if total is None else add(total, part)
+        return total
+
+    def close(self) -> None:
+        if self._owns_cluster and ray.is_initialized():
+            ray.shutdown()
+            self._owns_cluster = False

@@ -1,0 +1,203 @@
+"""Group-by counts of a prediction table, one record batch at a time.
+
+A batch becomes :class:`PredictionCounts`: per finest group (one value of every sensitive
+feature) the confusion cells ``[y, y_pred]`` and a histogram of scores per label. Counts add,
+so batches, files and cluster partitions are counted apart and summed; the sum is exactly
+what grouping the whole table in memory gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from auditkit.errors import AuditError
+from auditkit.execution.base import Executor, InProcessExecutor
+from auditkit.stats.cells import PRED, CellTable, Y
+
+DEFAULT_BINS = 16384
+
+
+@dataclass(frozen=True)
+class CountSpec:
+    """Which columns hold what; labels are mapped to 1 (positive) and 0 (negative)."""
+
+    features: tuple[str, ...]
+    label: str
+    positive_label: str | int | bool
+    negative_label: str | int | bool
+    score: str
+    y_pred: str | None = None  # a 0/1 column; default: score >= threshold
+    threshold: float = 0.5
+    bins: int = DEFAULT_BINS
+    source: str = "predictions"  # names the input in error messages
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.features, self.label, self.score, *([self.y_pred] if self.y_pred else [])]
+
+
+@dataclass
+class PredictionCounts:
+    """Counts per finest group: ``cells[g, y, y_pred]`` and ``hist[g, y, bin]`` of the scores."""
+
+    features: tuple[str, ...]
+    bins: int
+    groups: list[tuple[str, ...]] = field(default_factory=list)
+    cells: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 2), np.int64))
+    hist: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.hist is None:
+            self.hist = np.zeros((len(self.groups), 2, self.bins), np.int64)
+
+    @property
+    def n(self) -> int:
+        return int(self.cells.sum())
+
+    def add(self, other: PredictionCounts) -> PredictionCounts:
+        """Sum of two counts (in place on self, which is returned)."""
+        assert self.hist is not None and other.hist is not None
+        index = {g: i for i, g in enumerate(self.groups)}
+        new = [g for g in other.groups if g not in index]
+        if new:
+            self.groups.extend(new)
+            index.update({g: i for i, g in enumerate(self.groups)})
+            self.cells = np.concatenate([self.cells, np.zeros((len(new), 2, 2), np.int64)])
+            self.hist = np.concatenate([self.hist, np.zeros((len(new), 2, self.bins), np.int64)])
+        rows = np.array([index[g] for g in other.groups], dtype=np.int64)
+        np.add.at(self.cells, rows, other.cells)
+        np.add.at(self.hist, rows, other.hist)
+        return self
+
+    def sorted(self) -> PredictionCounts:
+        """Groups in sorted order, as a pandas group-by lists them."""
+        order = sorted(range(len(self.groups)), key=self.groups.__getitem__)
+        assert self.hist is not None
+        return PredictionCounts(
+            self.features, self.bins, [self.groups[i] for i in order], self.cells[order], self.hist[order]
+        )
+
+    def marginal(self, features: list[str]) -> PredictionCounts:
+        """The counts of coarser groups: only ``features``, in that order."""
+        assert self.hist is not None
+        pick = [self.features.index(f) for f in features]
+        out = PredictionCounts(tuple(features), self.bins)
+        out.add(
+            PredictionCounts(
+                tuple(features), self.bins, [tuple(g[i] for i in pick) for g in self.groups], self.cells, self.hist
+            )
+        )
+        return out
+
+    def cell_table(self) -> CellTable:
+        """The :class:`CellTable` of ``features + [y, y_pred]`` that grouping the rows would give
+        (its ``row_cells`` is empty: there are no rows in memory)."""
+        counts = self.sorted()
+        g, y, p = np.nonzero(counts.cells)
+        keys = pd.DataFrame([counts.groups[i] for i in g], columns=list(self.features))
+        if len(g) == 0:
+            keys = pd.DataFrame(columns=list(self.features))
+        keys[Y] = y.astype(np.int64)
+        keys[PRED] = p.astype(np.int64)
+        return CellTable(keys, counts.cells[g, y, p].astype(np.int64), np.zeros(0, dtype=np.int64))
+
+
+def batch_counts(batch: pa.RecordBatch | pa.Table, spec: CountSpec) -> PredictionCounts:
+    """Counts of one batch of rows."""
+    table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+    n = table.num_rows
+    y = _labels(table.column(spec.label), spec)
+    scores = table.column(spec.score).to_numpy().astype(np.float64, copy=False)
+    if not np.isfinite(scores).all() or (n and (scores.min() < 0 or scores.max() > 1)):
+        raise AuditError(f"{spec.source}: column '{spec.score}' must hold probabilities in [0, 1], no missing values")
+    if spec.y_pred:
+        y_pred = _labels(table.column(spec.y_pred), spec, zero_one=True)
+    else:
+        y_pred = (scores >= spec.threshold).astype(np.int64)
+    bins = np.minimum((scores * spec.bins).astype(np.int64), spec.bins - 1)
+    key = np.zeros(n, dtype=np.int64)
+    vocabularies = []
+    for feature in spec.features:
+        codes, vocabulary = _codes(table.column(feature), feature, spec)
+        key = key * len(vocabulary) + codes
+        vocabularies.append(vocabulary)
+    local, group_of_row = np.unique(key, return_inverse=True)
+    groups = []
+    for k in local:  # undo the mixed radix: the values of each local group
+        values = []
+        for vocabulary in reversed(vocabularies):
+            k, code = divmod(int(k), len(vocabulary))
+            values.append(vocabulary[code])
+        groups.append(tuple(reversed(values)))
+    g = len(groups)
+    cells = np.bincount(group_of_row * 4 + y * 2 + y_pred, minlength=4 * g).reshape(g, 2, 2)
+    hist = np.bincount((group_of_row * 2 + y) * spec.bins + bins, minlength=g * 2 * spec.bins)
+    return PredictionCounts(spec.features, spec.bins, groups, cells.astype(np.int64), hist.reshape(g, 2, spec.bins))
+
+
+def _codes(column: pa.ChunkedArray, name: str, spec: CountSpec) -> tuple[np.ndarray, list[str]]:
+    """Integer codes of a column's values and the values as strings (what ``astype(str)`` gives)."""
+    if column.null_count:
+        raise AuditError(f"{spec.source}: column '{name}' has {column.null_count} missing values")
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if isinstance(column, pa.ChunkedArray):  # an empty chunked array
+        return np.zeros(0, dtype=np.int64), [""]
+    values = [str(v) for v in column.dictionary.to_pylist()] or [""]
+    return column.indices.to_numpy(zero_copy_only=False).astype(np.int64), values
+
+
+def _labels(column: pa.ChunkedArray, spec: CountSpec, zero_one: bool = False) -> np.ndarray:
+    """1 for the positive label, 0 for the negative one; anything else is an error naming the column."""
+    name = spec.y_pred if zero_one else spec.label
+    if column.null_count:
+        raise AuditError(f"{spec.source}: column '{name}' has {column.null_count} missing values")
+    positive, negative = (1, 0) if zero_one else (spec.positive_label, spec.negative_label)
+    numeric = pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type)
+    if numeric and not isinstance(positive, str):  # numbers and booleans compare by value
+        values = column.to_numpy()
+        is_pos, is_neg = values == positive, values == negative
+        bad = ~(is_pos | is_neg)
+        if bad.any():
+            raise AuditError(
+                f"{spec.source}: column '{name}' holds '{values[bad][0]}', neither '{positive}' nor '{negative}'"
+            )
+        return is_pos.astype(np.int64)
+    codes, values = _codes(column, name, spec)  # anything else by its spelling, once per distinct value
+    mapped = np.array([1 if v == str(positive) else 0 if v == str(negative) else -1 for v in values], np.int64)
+    bad = mapped[codes] < 0
+    if bad.any():
+        raise AuditError(
+            f"{spec.source}: column '{name}' holds '{values[codes[bad][0]]}', neither '{positive}' nor '{negative}'"
+        )
+    return mapped[codes]
+
+
+def dataset(path: str | Path, spec: CountSpec) -> ds.Dataset:
+    """A Parquet file or a folder of Parquet files, checked for the columns ``spec`` reads."""
+    path = Path(path)
+    if not path.exists():
+        raise AuditError(f"{spec.source}: {path} does not exist")
+    data = ds.dataset(path, format="parquet")
+    missing = [c for c in spec.columns if c not in data.schema.names]
+    if missing:
+        raise AuditError(f"{spec.source}: column '{missing[0]}' is not in {path}")
+    return data
+
+
+def count_predictions(path: str | Path, spec: CountSpec, executor: Executor | None = None) -> PredictionCounts:
+    """Counts of a Parquet file or folder in one streaming pass: batch by batch with pyarrow in
+    this process, or with Ray Data on a cluster when ``executor`` is a Ray one."""
+    dataset(path, spec)
+    executor = executor or InProcessExecutor()
+    total = executor.fold_parquet(path, spec.columns, partial(batch_counts, spec=spec), PredictionCounts.add)
+    return total if total is not None else PredictionCounts(spec.features, spec.bins)
