@@ -63,11 +63,20 @@ class SplitSettings(StrictModel):
 
 
 class DataConfig(StrictModel):
-    path: Path = Field(description="CSV, Parquet or JSONL file, relative to the config file.")
-    format: Literal["csv", "parquet", "jsonl"] | None = Field(None, description="Defaults to the file suffix.")
-    label: str = Field(description="Column holding the true outcome.")
-    positive_label: str | int | bool = Field(description="Label value of the favourable outcome (mapped to 1).")
-    negative_label: str | int | bool = Field(description="The other label value (mapped to 0).")
+    task: Literal["binary", "multiclass", "token-classification"] = "binary"
+    path: Path = Field(description="CSV, Parquet, JSONL (or CoNLL for token-classification), relative to the config.")
+    format: Literal["csv", "parquet", "jsonl", "conll"] | None = Field(None, description="Defaults to the file suffix.")
+    label: str | None = Field(
+        None, description="Column holding the true outcome (token-classification JSONL: the tags, default 'tags')."
+    )
+    positive_label: str | int | bool | None = Field(
+        None, description="Label value of the favourable outcome (mapped to 1)."
+    )
+    negative_label: str | int | bool | None = Field(None, description="The other label value (mapped to 0).")
+    tokens: str = Field("tokens", description="token-classification JSONL: the column holding each sentence's words.")
+    tag_scheme: Literal["auto", "iob1", "iob2", "bioes"] = Field(
+        "auto", description="token-classification: the tagging scheme of the file; tags are normalised to IOB2."
+    )
     id_column: str | None = Field(None, description="Unique row id; defaults to the row number.")
     sensitive_features: list[str] = Field(default_factory=list)
     derived: dict[str, BinnedColumn] = Field(default_factory=dict, description="Columns computed from others.")
@@ -76,8 +85,22 @@ class DataConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
-        if str(self.positive_label) == str(self.negative_label):
-            raise ValueError("positive_label and negative_label must differ")
+        if self.task == "token-classification":
+            for key in ("positive_label", "negative_label", "text"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key} does not apply to task token-classification (tags come from the data)")
+            if self.derived:
+                raise ValueError("derived columns do not apply to task token-classification")
+            return self
+        if self.format == "conll":
+            raise ValueError("format conll holds token-classification data; set task: token-classification")
+        if self.label is None:
+            raise ValueError("label is required: the column holding the true outcome")
+        if self.task == "binary":
+            if self.positive_label is None or self.negative_label is None:
+                raise ValueError("task binary needs positive_label and negative_label")
+            if str(self.positive_label) == str(self.negative_label):
+                raise ValueError("positive_label and negative_label must differ")
         return self
 
 
