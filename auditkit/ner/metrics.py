@@ -170,3 +170,13 @@ def type_confusion(gold_tags: Sequence[Sequence[str]], pred_tags: Sequence[Seque
 
 def _overlap(a: Span, b: Span) -> bool:
     return a[0] < b[1] and b[0] < a[1]
+
+
+def micro_f1_replicates(counts: EntityCounts, n_boot: int, seed: int) -> np.ndarray:
+    """Micro entity F1 in each sentence-bootstrap replicate (NaN where no entity was drawn)."""
+    weights = bootstrap_means(
+        np.column_stack([counts.tp.sum(1), counts.gold.sum(1), counts.pred.sum(1)]).astype(float),
+        n_boot,
+        np.random.default_rng(seed),
+    )
+    return rates(weights[:, 0], weights[:, 1], weights[:, 2])["f1"]
