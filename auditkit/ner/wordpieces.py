@@ -21,6 +21,7 @@ IGNORE = -100  # torch's CrossEntropyLoss ignore_index
 class WordPieces:
     input_ids: list[list[int]]
     first_piece: list[list[int]]  # per sentence, per word: position of its first piece, -1 when cut or empty
+    word_ids: list[list[int | None]]  # per sentence, per piece: the word it belongs to (None: special token)
     n_truncated: int  # sentences whose last words did not fit in max_length
 
 
@@ -31,14 +32,15 @@ def encode_words(tokenizer: Any, sentences: Sequence[Sequence[str]], max_length:
     cut = sum(len(ids) > max_length for ids in encoded["input_ids"])
     if cut:
         encoded = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
-    firsts = []
+    firsts, word_ids = [], []
     for row, sentence in enumerate(words):
         first = [-1] * len(sentence)
         for position, word in enumerate(encoded.word_ids(row)):
             if word is not None and first[word] < 0:
                 first[word] = position
         firsts.append(first)
-    return WordPieces(list(encoded["input_ids"]), firsts, cut)
+        word_ids.append(list(encoded.word_ids(row)))
+    return WordPieces(list(encoded["input_ids"]), firsts, word_ids, cut)
 
 
 def piece_labels(pieces: WordPieces, tags: Sequence[Sequence[str]], label2id: dict[str, int]) -> list[list[int]]:
