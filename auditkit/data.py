@@ -51,6 +51,10 @@ class AuditData:
 
 
 def load_data(config: DataConfig, seed: int) -> AuditData:
+    if config.task == "token-classification":
+        from auditkit.ner.data import load_token_data
+
+        return load_token_data(config, seed)  # type: ignore[return-value]  # sentences, not rows
     path = Path(config.path)
     frame, digest = read_table(path, config.format)
     if frame.empty:

@@ -12,6 +12,8 @@ from sklearn import metrics as skm
 from auditkit.adapters.base import Predictions
 from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.config import AuditConfigBase, StrictModel
+from auditkit.ner.performance import token_performance
+from auditkit.ner.predictions import TokenPredictions
 from auditkit.results import AuditorResult, MetricValue
 from auditkit.stats.cells import PRED, CellTable, Confusion, Y
 from auditkit.stats.intervals import delong_auc, percentile_interval
@@ -124,6 +126,11 @@ class PerformanceAuditor(Auditor[PerformanceSettings]):
 
     @classmethod
     def metric_ids(cls, settings: PerformanceSettings, config: AuditConfigBase) -> set[str]:
+        if config.data.task == "token-classification":
+            from auditkit.ner.data import entity_types_of
+            from auditkit.ner.performance import metric_ids
+
+            return {f"{cls.name}.{m}" for m in metric_ids(entity_types_of(config.data))}
         return {f"{cls.name}.{m}" for m in GATEABLE}
 
     def _intervals(self, p: Predictions, metrics: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
@@ -140,6 +147,9 @@ class PerformanceAuditor(Auditor[PerformanceSettings]):
 
     def run(self, context: AuditContext) -> PerformanceResult:
         p = context.predictions("test")
+        if isinstance(p, TokenPredictions):
+            s = self.settings
+            return token_performance(p, n_boot=s.n_boot, confidence=s.confidence, seed=context.seed)  # type: ignore[return-value]
         y, y_pred, scores = p.y_true, p.y_pred, p.scores
         tn, fp, fn, tp = (int(v) for v in skm.confusion_matrix(y, y_pred, labels=[0, 1]).ravel())
         metrics: dict[str, Any] = {

@@ -81,3 +81,16 @@ def _split(sentences: Sentences, config: DataConfig, seed: int) -> tuple[list[in
             strata = keys.to_numpy()
     train, test = train_test_split(positions, test_size=config.split.test_size, random_state=seed, stratify=strata)
     return sorted(int(i) for i in train), sorted(int(i) for i in test)
+
+
+def entity_types_of(config: DataConfig) -> list[str]:
+    """The entity types of the data file, for checking gate ids such as ``entity_f1[type=person]``."""
+    sentences = read_sentences(
+        Path(config.path),
+        config.format,
+        tokens=config.tokens,
+        tags=config.label or "tags",
+        id_column=config.id_column,
+        scheme=config.tag_scheme,
+    )
+    return entity_types(sentences.tags)

@@ -166,3 +166,41 @@ def counterfactual(
         "ci": {"flip_rate": list(interval) if interval else None},
         "examples": examples,
     }
+
+
+def token_fairness(context: Any, settings: Any) -> TokenFairnessResult:
+    """The fairness auditor on a token classifier: name probes, entity F1 per sentence group, word swaps."""
+    p: TokenPredictions = context.predictions("test")
+    tag = context.adapter.tag
+    base = Path(context.config.config_path).parent
+    common = {"n_boot": settings.n_boot, "confidence": settings.confidence}
+    probes = {
+        name: run_probe(probe, base, lambda s: tag(s, context.progress), seed=context.seed + k, **common)
+        for k, (name, probe) in enumerate(settings.name_probes.items())
+    }
+    by_group, disparities = {}, {}
+    features = settings.features if settings.features is not None else list(context.config.data.sensitive_features)
+    for feature in features:
+        groups = context.data.test.frame[feature].astype(str).tolist()
+        by_group[feature], disparities[feature] = entity_f1_by_group(
+            p, groups, seed=context.seed, min_sentences=settings.min_group_size, **common
+        )
+    swaps = {
+        name: counterfactual(p, swap, lambda s: tag(s, context.progress), seed=context.seed, **common)
+        for name, swap in settings.counterfactual.items()
+    }
+    return TokenFairnessResult(
+        confidence=settings.confidence,
+        n_boot=settings.n_boot,
+        name_probe=probes,
+        by_group=by_group,
+        disparities=disparities,
+        counterfactual=swaps,
+    )
+
+
+def check_probes(probes: dict[str, NameProbe], base: Path) -> None:
+    """Read every probe's names and templates when the config loads, so a bad file fails before any work."""
+    for probe in probes.values():
+        load_names(base / probe.names, probe.group_column, probe.name_column)
+        load_templates(base / probe.templates if probe.templates else None)

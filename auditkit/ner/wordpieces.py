@@ -50,7 +50,7 @@ def piece_labels(pieces: WordPieces, tags: Sequence[Sequence[str]], label2id: di
         labels = [IGNORE] * len(ids)
         for position, tag in zip(first, sentence_tags, strict=True):
             if position >= 0:
-                labels[position] = label2id[tag]
+                labels[position] = label2id.get(tag, IGNORE)  # a type the model lacks teaches nothing
         out.append(labels)
     return out
 

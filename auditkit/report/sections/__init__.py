@@ -44,6 +44,8 @@ class Section:
 
 SectionBuilder = Callable[[str, AuditorResult, list[GateResult]], Section]
 BUILDERS: dict[str, SectionBuilder] = {}
+#: Builders keyed by result type win over the auditor's name: one auditor, several tasks.
+TYPE_BUILDERS: dict[type, SectionBuilder] = {}
 
 
 def section_builder(name: str) -> Callable[[SectionBuilder], SectionBuilder]:
@@ -57,6 +59,9 @@ def section_builder(name: str) -> Callable[[SectionBuilder], SectionBuilder]:
 def build_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
     """The section of auditor ``name``; ``gates`` are the gates on its metrics."""
     mine = [g for g in gates if g.id.startswith(f"{name}.")]
+    for kind in type(result).__mro__:
+        if kind in TYPE_BUILDERS:
+            return TYPE_BUILDERS[kind](name, result, mine)
     return BUILDERS.get(name, generic_section)(name, result, mine)
 
 
@@ -72,7 +77,7 @@ def generic_section(name: str, result: AuditorResult, gates: list[GateResult]) -
 
 
 def _load_builtin_sections() -> None:
-    from auditkit.report.sections import explain, fairness, performance, privacy  # noqa: F401  (they register)
+    from auditkit.report.sections import explain, fairness, ner, performance, privacy  # noqa: F401  (they register)
 
 
 _load_builtin_sections()

@@ -7,8 +7,10 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from auditkit.ner.fairness import TokenFairnessResult
+from auditkit.ner.performance import TokenPerformanceResult
 from auditkit.report.format import interval, number
-from auditkit.report.sections import Section, Table, figure_json
+from auditkit.report.sections import TYPE_BUILDERS, Section, Table, figure_json
 from auditkit.results import AuditorResult, GateResult
 
 
@@ -208,3 +210,7 @@ def _whiskers(values: list[Any], cis: list[Any]) -> dict[str, Any]:
         "array": [(c[1] - v) if c and v is not None else 0 for v, c in pairs],
         "arrayminus": [(v - c[0]) if c and v is not None else 0 for v, c in pairs],
     }
+
+
+TYPE_BUILDERS[TokenPerformanceResult] = token_performance_section
+TYPE_BUILDERS[TokenFairnessResult] = token_fairness_section
