@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from auditkit.version import __version__
 
 __all__ = ["__version__", "run"]
 
@@ -13,6 +13,7 @@ def run(config_path, **kwargs):  # type: ignore[no-untyped-def]
     Keyword arguments are those of :func:`auditkit.runner.run_audit` (``out``, ``only``,
     ``seed``, ``write``).
     """
+    from auditkit.report.notebook import NotebookResult
     from auditkit.runner import run_audit
 
-    return run_audit(config_path, **kwargs)[0]
+    return NotebookResult.of(run_audit(config_path, **kwargs)[0])

@@ -91,29 +91,31 @@ def validate(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the config file (for editor completion)."""
-    from auditkit.config import json_schema
+    from auditkit.config_model import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))
 
 
 @app.command("list")
 def list_plugins(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
-    """Print the registered auditors and model adapters, built-in and plugins."""
+    """Print the registered auditors (with the capability each needs) and adapters (with their capabilities)."""
     from auditkit import registry
     from auditkit.adapters.base import ModelAdapter
+    from auditkit.adapters.capabilities import capability_name
     from auditkit.auditors.base import Auditor
 
     def action():  # type: ignore[no-untyped-def]
-        registry.auditors(), registry.adapters()  # load, so broken plugins are reported
-        return registry.describe(Auditor), registry.describe(ModelAdapter)
+        found = registry.auditors()  # load, so broken plugins are reported
+        needs = {name: capability_name(cls.requires) for name, cls in found.items()}
+        return registry.describe(Auditor), needs, registry.describe(ModelAdapter), registry.adapter_capabilities()
 
-    auditors, adapters = _guarded(debug, action)
+    auditors, needs, adapters, capabilities = _guarded(debug, action)
     typer.echo("auditors:")
     for name, origin in auditors.items():
-        typer.echo(f"  {name:<16} {origin}")
+        typer.echo(f"  {name:<16} needs {needs[name]:<10} {origin}")
     typer.echo("adapters:")
     for name, origin in adapters.items():
-        typer.echo(f"  {name:<16} {origin}")
+        typer.echo(f"  {name:<16} {', '.join(capabilities[name]):<26} {origin}")
 
 
 def main() -> None:

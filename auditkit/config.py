@@ -1,19 +1,17 @@
-"""The audit config: pydantic models for every section of the YAML file.
+"""The static audit config: pydantic models for the sections every audit has.
 
 Adapters and auditors bring their own settings models (``Adapter.Config``,
-``Auditor.Settings``); :func:`config_model` assembles them into one strict model, so
-plugins are validated, documented in ``auditkit schema`` and completed by editors
-exactly like the built-ins.
+``Auditor.Settings``); :func:`auditkit.config_model.config_model` assembles them with these
+into one strict model. This module imports nothing of auditkit, so anything may import it.
 """
 
 from __future__ import annotations
 
 import re
-from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 GATE_ID = re.compile(r"^(?P<auditor>[a-z][a-z0-9_-]*)\.(?P<metric>[a-z][a-z0-9_.]*)(\[(?P<slice>[^\]]+)\])?$")
 
@@ -179,44 +177,3 @@ class AuditConfigBase(StrictModel):
 
 
 AuditConfig = AuditConfigBase  # the concrete, registry-aware class comes from config_model()
-
-
-@cache
-def config_model() -> type[AuditConfigBase]:
-    """Build the strict config model from the registered adapters and auditors."""
-    from auditkit import registry
-
-    adapters = registry.adapters()
-    model_types = tuple(cls.Config for cls in adapters.values())
-    model_field: Any = (
-        Annotated[Union[model_types], Field(discriminator="adapter")]  # noqa: UP007
-        if len(model_types) > 1
-        else model_types[0]
-    )
-    auditor_fields: dict[str, Any] = {
-        name: (cls.Settings | None, Field(None, description=(cls.__doc__ or "").strip().splitlines()[0]))
-        for name, cls in registry.auditors().items()
-    }
-    auditors_model = create_model(
-        "AuditorsConfig", __base__=StrictModel, __doc__="Auditors to run, in this order.", **auditor_fields
-    )
-    return create_model(
-        "AuditConfig",
-        __base__=AuditConfigBase,
-        __doc__="An auditkit audit.",
-        model=(model_field, Field(description="The model under audit.")),
-        auditors=(auditors_model, Field(default_factory=auditors_model)),
-    )
-
-
-def json_schema() -> dict[str, Any]:
-    schema = config_model().model_json_schema()
-    for hidden in ("config_path", "auditor_order"):
-        schema.get("properties", {}).pop(hidden, None)
-    gate = schema.get("$defs", {}).get("GateConfig")
-    if gate is not None:  # a gate spells out metric, op and threshold, or names a rule and a slice
-        gate.pop("required", None)
-        gate["anyOf"] = [{"required": ["metric", "op", "threshold"]}, {"required": ["rule", "slice"]}]
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "auditkit audit config"
-    return schema

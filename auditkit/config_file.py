@@ -15,7 +15,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from auditkit.config import AuditConfigBase, config_model
+from auditkit import registry
+from auditkit.config import AuditConfigBase
+from auditkit.config_model import config_model
 from auditkit.errors import AuditError
 
 Loc = tuple[str | int, ...]
@@ -126,8 +128,6 @@ def _clean_loc(loc: tuple[Any, ...]) -> Loc:
 
 
 def _adapter_names() -> set[str]:
-    from auditkit import registry
-
     return set(registry.adapters())
 
 
@@ -167,13 +167,17 @@ def _unwrap(annotation: Any) -> Any:
 
 
 def _check_cross_references(config: AuditConfigBase, path: Path, lines: dict[Loc, int]) -> None:
-    """Checks that span sections: gates name configured auditors and real metrics."""
-    from auditkit import registry
-
+    """Checks that span sections: auditors get the capability they need, gates name real metrics."""
     auditors = registry.auditors()
+    adapter_cls = registry.adapters()[config.model.adapter]
     configured = list(config.auditor_order)
     for name in configured:
-        auditors[name].check_config(getattr(config.auditors, name), config)
+        settings = getattr(config.auditors, name)
+        try:
+            auditors[name].check_adapter(settings, config, adapter_cls)
+        except AuditError as exc:
+            raise AuditError(f"{_where(path, lines, ('auditors', name))}: {exc}") from None
+        auditors[name].check_config(settings, config)
     for index, gate in enumerate(config.gates):
         loc: Loc = ("gates", index, "metric")
         if gate.auditor not in configured:

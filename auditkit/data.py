@@ -26,6 +26,7 @@ class Split:
     frame: pd.DataFrame  # original and derived columns, indexed by id
     y: np.ndarray  # 0/1, 1 = positive_label
     texts: list[str] | None  # what a text model reads, when the config defines it
+    classes: tuple[str, ...] = ()  # label name of each index in y, e.g. (negative, positive)
 
     @property
     def ids(self) -> np.ndarray:
@@ -36,7 +37,7 @@ class Split:
 
     def subset(self, positions: np.ndarray, name: str | None = None) -> Split:
         texts = [self.texts[i] for i in positions] if self.texts is not None else None
-        return Split(name or self.name, self.frame.iloc[positions], self.y[positions], texts)
+        return Split(name or self.name, self.frame.iloc[positions], self.y[positions], texts, self.classes)
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,12 @@ def load_data(config: DataConfig, seed: int) -> AuditData:
     texts = render_texts(frame, config, path)
     train_pos, test_pos = _split(frame, y, config, seed, path)
 
-    def part(name: str, positions: np.ndarray) -> Split:
-        return Split(name, frame.iloc[positions], y[positions], [texts[i] for i in positions] if texts else None)
-
     labels = (_label_text(config.negative_label), _label_text(config.positive_label))
+
+    def part(name: str, positions: np.ndarray) -> Split:
+        rows = [texts[i] for i in positions] if texts else None
+        return Split(name, frame.iloc[positions], y[positions], rows, labels)
+
     non_features = {config.label, *config.derived, *([config.id_column] if config.id_column else [])}
     if config.text is not None and config.text.column:
         non_features.add(config.text.column)

@@ -14,12 +14,12 @@ import shutil
 import time
 from pathlib import Path
 
-from auditkit import __version__
 from auditkit.adapters.base import ModelAdapter
 from auditkit.config import AuditConfigBase
 from auditkit.data import AuditData
 from auditkit.errors import AuditError
 from auditkit.progress import ProgressReporter
+from auditkit.version import __version__
 
 MARKER = "auditkit-build.json"
 BUILD_FORMAT = 1  # bump when a change to the build code changes what the same settings produce

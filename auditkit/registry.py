@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING
 
+from auditkit.adapters.base import ModelAdapter
+from auditkit.adapters.capabilities import capabilities
+from auditkit.auditors.base import Auditor
 from auditkit.errors import AuditError
-
-if TYPE_CHECKING:
-    from auditkit.adapters.base import ModelAdapter
-    from auditkit.auditors.base import Auditor
 
 ADAPTER_GROUP = "auditkit.adapters"
 AUDITOR_GROUP = "auditkit.auditors"
@@ -24,31 +22,29 @@ AUDITOR_GROUP = "auditkit.auditors"
 
 @cache
 def adapters() -> dict[str, type[ModelAdapter]]:
-    from auditkit.adapters.base import ModelAdapter
-
     return _load(ADAPTER_GROUP, ModelAdapter)
 
 
 @cache
 def auditors() -> dict[str, type[Auditor]]:
-    from auditkit.auditors.base import Auditor
-
     return _load(AUDITOR_GROUP, Auditor)
 
 
 def describe(kind: type) -> dict[str, str]:
     """Registered name -> where it comes from, for ``auditkit list``."""
-    group = ADAPTER_GROUP if kind.__name__ == "ModelAdapter" else AUDITOR_GROUP
+    group = ADAPTER_GROUP if issubclass(kind, ModelAdapter) else AUDITOR_GROUP
     return {ep.name: f"{ep.value} ({_distribution(ep)})" for ep in _entry_points(group)}
+
+
+def adapter_capabilities() -> dict[str, list[str]]:
+    """Registered adapter name -> its capabilities (``score`` first), for ``auditkit list``."""
+    return {name: sorted(capabilities(cls), key=lambda c: (c != "score", c)) for name, cls in adapters().items()}
 
 
 def clear() -> None:
     """Forget what was loaded (tests that install plugins call this)."""
     adapters.cache_clear()
     auditors.cache_clear()
-    from auditkit.config import config_model
-
-    config_model.cache_clear()
 
 
 def _entry_points(group: str) -> list[EntryPoint]:

@@ -1,4 +1,4 @@
-"""Typed results that flow from auditors to gates to writers."""
+"""Typed results that flow from auditors to gates to writers: pure data, rendered by :mod:`auditkit.report`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from auditkit.adapters.base import Predictions
+from auditkit.predictions import Predictions
 
 
 @dataclass(frozen=True)
@@ -113,22 +113,3 @@ class AuditResult:
     @property
     def exit_code(self) -> int:
         return 1 if self.verdict == "fail" else 0
-
-    # Notebook API: the same writers the CLI uses.
-    def to_json(self) -> str:
-        from auditkit.report.summary import dumps
-
-        return dumps(self)
-
-    def to_markdown(self) -> str:
-        from auditkit.report.markdown import to_markdown
-
-        return to_markdown(self)
-
-    def to_html(self) -> str:
-        from auditkit.report.html import render
-
-        return render(self)
-
-    def _repr_markdown_(self) -> str:
-        return self.to_markdown()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from auditkit import __version__, registry
+from auditkit import registry
 from auditkit.adapters.base import ModelAdapter
 from auditkit.auditors.base import AuditContext
 from auditkit.baseline import compare_with_baseline, load_baseline
@@ -24,6 +24,7 @@ from auditkit.progress import SILENT, ProgressReporter
 from auditkit.report import check_writable, write_outputs
 from auditkit.results import AuditorResult, AuditResult, Provenance
 from auditkit.training import seed_everything
+from auditkit.version import __version__
 
 VERSIONED = ("torch", "transformers", "captum", "fairlearn", "opacus", "numpy", "pandas", "scikit-learn")
 

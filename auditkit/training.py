@@ -87,3 +87,13 @@ def linear_warmup_schedule(
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@dataclass
+class Trainable:
+    """What a retraining run (e.g. a DP run) trains: a fresh module per run and the examples it reads."""
+
+    fresh: Callable[[], torch.nn.Module]  # a new, seeded-identical module; ``module(*inputs)`` returns logits
+    train: TrainingData
+    test: TrainingData
+    description: str  # what is trained, for the report, e.g. "top 1 of 4 layers and a fresh classifier"

@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from opacus import PrivacyEngine
 
+from auditkit.adapters.hf_retrain import text_trainable
 from auditkit.adapters.hf_text import open_model_folder, resolve_base
 from auditkit.config_file import load_config
 from auditkit.privacy.allocator import keep_freed_memory
 from auditkit.privacy.runs import RunSettings, train_run
-from auditkit.privacy.trainable import text_trainable
 from auditkit.progress import SILENT
 from auditkit.runner import prepare
 

@@ -6,8 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from auditkit.cli import app
-from auditkit.config import json_schema
 from auditkit.config_file import load_config
+from auditkit.config_model import json_schema
 from auditkit.errors import AuditError
 from tests.conftest import base_config, write_config
 

@@ -1,50 +1,35 @@
 """The common model adapter every auditor talks to.
 
-An adapter turns a :class:`~auditkit.data.Split` into scores, gives explainers and
-trainers what they need, and can build its model from the training split. Adding a
-model family is one module with one subclass plus one entry point.
+An adapter turns a :class:`~auditkit.data.Split` into scores and can build its model from
+the training split; what else it can do it declares by inheriting capability types from
+:mod:`auditkit.adapters.capabilities` (attribution, retraining). Adding a model family is
+one module with one subclass plus one entry point.
 """
 
 from __future__ import annotations
 
 import hashlib
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from abc import abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
 
+from auditkit.adapters.capabilities import Scorer
 from auditkit.config import ModelConfigBase
+from auditkit.errors import AuditError
+from auditkit.predictions import Predictions
 
 if TYPE_CHECKING:
     from auditkit.config import DataConfig
     from auditkit.data import AuditData, Split
     from auditkit.progress import ProgressReporter
-    from auditkit.training import TrainingData
 
 
-@dataclass(frozen=True)
-class Predictions:
-    """Scores for one split, computed once per run and shared by every auditor."""
-
-    ids: np.ndarray
-    y_true: np.ndarray  # 0/1
-    scores: np.ndarray  # probability of the positive label
-    y_pred: np.ndarray  # 0/1
-    n_truncated: int = 0  # inputs cut to the model's maximum length
-    logits: np.ndarray | None = None  # (n, 2) raw outputs, kept so explainers need no second forward pass
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-class ModelAdapter(ABC):
+class ModelAdapter(Scorer):
     name: ClassVar[str]
     Config: ClassVar[type[ModelConfigBase]]
-    #: "text" adapters read Split.texts; "tabular" adapters read Split.frame.
-    input_kind: ClassVar[str]
 
     def __init__(self, config: ModelConfigBase, model_dir: Path) -> None:
         self.config = config
@@ -69,15 +54,8 @@ class ModelAdapter(ABC):
         """Open the model folder ``config.path``; AuditError when it is unusable."""
 
     @abstractmethod
-    def predict(self, split: Split, progress: ProgressReporter) -> Predictions: ...
-
-    @abstractmethod
-    def trainable_copy(self) -> torch.nn.Module:
-        """A fresh copy of the classifier for fine-tuning runs; ``module(*inputs)`` returns logits."""
-
-    @abstractmethod
-    def training_data(self, split: Split) -> TrainingData:
-        """The split as examples for ``trainable_copy()``, for :func:`auditkit.training.fit`."""
+    def predict(self, split: Split, progress: ProgressReporter) -> Predictions:
+        """Scores for every row of ``split``; ``classes`` from ``split.classes``."""
 
     def output_index(self, label: np.ndarray) -> np.ndarray:
         """The model output standing for label 1 (positive) or 0 (negative); identity unless overridden."""
@@ -103,8 +81,6 @@ def resolve_device(choice: str) -> torch.device:
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if choice == "cuda" and not torch.cuda.is_available():
-        from auditkit.errors import AuditError
-
         raise AuditError("model.device is 'cuda' but no CUDA device is available")
     return torch.device(choice)
 

@@ -6,7 +6,6 @@ import copy
 import importlib.resources
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,11 +20,14 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 from auditkit.adapters.base import ModelAdapter, Predictions, positive_probability  # noqa: E402
+from auditkit.adapters.capabilities import Retrainable, RetrainRequest, TextAttributable  # noqa: E402
+from auditkit.adapters.hf_retrain import text_trainable  # noqa: E402
 from auditkit.config import DataConfig, ModelConfigBase, StrictModel  # noqa: E402
 from auditkit.data import AuditData, Split  # noqa: E402
 from auditkit.errors import AuditError  # noqa: E402
 from auditkit.progress import ProgressReporter  # noqa: E402
-from auditkit.training import TrainingData, fit, linear_warmup_schedule, seed_everything  # noqa: E402
+from auditkit.tokens import Encoded, EncodedText, encode, pad  # noqa: E402,F401  (re-exported)
+from auditkit.training import Trainable, TrainingData, fit, linear_warmup_schedule, seed_everything  # noqa: E402
 
 hf_logging.set_verbosity_error()
 hf_logging.disable_progress_bar()
@@ -60,12 +62,6 @@ class HfTextConfig(ModelConfigBase):
     build: HfTextBuild | None = None
 
 
-@dataclass(frozen=True)
-class Encoded:
-    input_ids: list[list[int]]
-    n_truncated: int
-
-
 class TokenDataset(Dataset):
     def __init__(self, input_ids: list[list[int]], labels: np.ndarray) -> None:
         self.input_ids, self.labels = input_ids, labels
@@ -75,27 +71,6 @@ class TokenDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.as_tensor(self.input_ids[index]), torch.as_tensor(int(self.labels[index]))
-
-
-def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> Encoded:
-    """Token ids cut to ``max_length`` (special tokens kept), and how many texts were cut."""
-    full = tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]
-    n_truncated = sum(len(ids) > max_length for ids in full)
-    if n_truncated == 0:
-        return Encoded(full, 0)
-    cut = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-    return Encoded(cut, n_truncated)
-
-
-def pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad to the longest sequence in this batch only; returns (input_ids, attention_mask)."""
-    width = max((len(s) for s in sequences), default=0)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = 1
-    return ids, mask
 
 
 class LogitsOf(torch.nn.Module):
@@ -159,12 +134,11 @@ def open_model_folder(path: Path, key: str, **kwargs: Any) -> tuple[Any, Any]:
     return tokenizer, model
 
 
-class HfTextAdapter(ModelAdapter):
+class HfTextAdapter(ModelAdapter, TextAttributable, Retrainable):
     """Transformers sequence classifiers over text (safetensors only, no remote code)."""
 
     name = "hf-text"
     Config = HfTextConfig
-    input_kind = "text"
 
     def __init__(self, config: HfTextConfig, model_dir: Path, tokenizer: Any, model: Any, positive_index: int):
         super().__init__(config, model_dir)
@@ -249,7 +223,7 @@ class HfTextAdapter(ModelAdapter):
                 raw[rows] = logits.cpu().double().numpy()
                 advance(len(rows))
         y_pred = (scores >= 0.5).astype(np.int64)
-        return Predictions(split.ids, split.y, scores, y_pred, encoded.n_truncated, raw)
+        return Predictions(split.ids, split.y, scores, y_pred, encoded.n_truncated, raw, split.classes)
 
     def output_index(self, label: np.ndarray) -> np.ndarray:
         """The model output that stands for label 1 (positive) or 0 (negative)."""
@@ -260,6 +234,60 @@ class HfTextAdapter(ModelAdapter):
 
     def training_data(self, split: Split) -> TrainingData:
         return _training_data(self.tokenizer, split, self.max_length)
+
+    # TextAttributable
+    def attribution_module(self) -> torch.nn.Module:
+        return LogitsOf(self.model)
+
+    def embedding_layer(self) -> torch.nn.Module:
+        return self.model.get_input_embeddings()
+
+    def encode_words(self, texts: Sequence[str]) -> list[EncodedText]:
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, return_offsets_mapping=True)
+        return [
+            EncodedText(enc["input_ids"][i], enc.word_ids(i), [tuple(o) for o in enc["offset_mapping"][i]])
+            for i in range(len(texts))
+        ]
+
+    def special_tokens_mask(self, input_ids: Sequence[int]) -> list[int]:
+        return self.tokenizer.get_special_tokens_mask(list(input_ids), already_has_special_tokens=True)
+
+    def token_id(self, kind: str) -> int | None:
+        return {
+            "pad": self.tokenizer.pad_token_id,
+            "mask": self.tokenizer.mask_token_id,
+            "unk": self.tokenizer.unk_token_id,
+        }[kind]
+
+    # Retrainable
+    @classmethod
+    def check_retrain(cls, config: ModelConfigBase, request: RetrainRequest) -> None:
+        if request.base is None and getattr(config, "build", None) is None:
+            raise AuditError("auditors.privacy.base: name the base model (the config has no model.build.base)")
+
+    def trainable(self, data: AuditData, request: RetrainRequest, progress: ProgressReporter) -> Trainable:
+        """The top layers of the base model with a fresh head, trained on cached activations."""
+        spec = request.base or self.config.build.base
+        negative, positive = data.label_names
+        _, base = open_model_folder(
+            resolve_base(spec),
+            "auditors.privacy.base",
+            num_labels=2,
+            id2label={0: negative, 1: positive},
+            label2id={negative: 0, positive: 1},
+        )
+        return text_trainable(
+            base,
+            self.tokenizer,
+            data,
+            self.max_length,
+            request.top_layers,
+            request.seed,
+            self.device,
+            progress,
+            cache=request.cache_activations,
+            pooling=request.pooling,
+        )
 
 
 def freeze_below_top(model: torch.nn.Module, top_layers: int | None) -> None:

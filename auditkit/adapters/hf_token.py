@@ -7,7 +7,6 @@ build cache records the settings. Word pieces map back to words through each wor
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,16 +15,14 @@ import torch
 from pydantic import Field
 
 from auditkit.adapters.base import ModelAdapter
+from auditkit.adapters.hf_text import resolve_base
 from auditkit.config import DataConfig, ModelConfigBase, StrictModel
 from auditkit.errors import AuditError
 from auditkit.ner.model import fine_tune, model_types, open_token_classifier
 from auditkit.ner.predictions import TokenPredictions
 from auditkit.ner.reader import Sentences
-from auditkit.ner.wordpieces import TokenLogits, predict_words, training_data
+from auditkit.ner.wordpieces import predict_words
 from auditkit.progress import SILENT, ProgressReporter
-from auditkit.training import TrainingData
-
-PACKAGE_PREFIX = "package:"
 
 
 class HfTokenBuild(StrictModel):
@@ -48,27 +45,11 @@ class HfTokenConfig(ModelConfigBase):
     build: HfTokenBuild | None = None
 
 
-def resolve_base(spec: str) -> Path:
-    """A folder, or ``package:<module>/<folder>`` inside an installed Python package."""
-    import importlib.resources
-
-    if not spec.startswith(PACKAGE_PREFIX):
-        return Path(spec)
-    package, _, inner = spec.removeprefix(PACKAGE_PREFIX).partition("/")
-    try:
-        root = importlib.resources.files(package)
-    except ModuleNotFoundError:
-        dist = package.replace("_", "-")
-        raise AuditError(f"model.build.base: package '{package}' is not installed (pip install {dist})") from None
-    return Path(str(root / inner))
-
-
 class HfTokenAdapter(ModelAdapter):
     """Transformers token classifiers (NER): IOB2 or BIOES labels, read per word at its first piece."""
 
     name = "hf-token"
     Config = HfTokenConfig
-    input_kind = "tokens"
 
     def __init__(self, config: HfTokenConfig, model_dir: Path, tokenizer: Any, model: Any) -> None:
         super().__init__(config, model_dir)
@@ -138,9 +119,3 @@ class HfTokenAdapter(ModelAdapter):
     def predict(self, split: Sentences, progress: ProgressReporter) -> TokenPredictions:  # type: ignore[override]
         tags, scores, cut = self._predict(split.tokens, progress)
         return TokenPredictions(np.asarray(split.ids, dtype=str), split.tokens, split.tags, tags, scores, cut)
-
-    def trainable_copy(self) -> torch.nn.Module:
-        return TokenLogits(copy.deepcopy(self.model).train())
-
-    def training_data(self, split: Sentences) -> TrainingData:  # type: ignore[override]
-        return training_data(self.tokenizer, split.tokens, split.tags, self.model.config.label2id, self.max_length)

@@ -17,11 +17,12 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import TensorDataset
 
 from auditkit.adapters.base import ModelAdapter, Predictions, positive_probability
+from auditkit.adapters.capabilities import Retrainable, RetrainRequest, TabularAttributable
 from auditkit.config import DataConfig, ModelConfigBase, StrictModel
 from auditkit.data import AuditData, Split
 from auditkit.errors import AuditError
 from auditkit.progress import ProgressReporter
-from auditkit.training import TrainingData, fit, seed_everything
+from auditkit.training import Trainable, TrainingData, fit, seed_everything
 
 ENCODING_FILE = "encoding.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -102,12 +103,11 @@ def make_mlp(n_inputs: int, hidden_sizes: Sequence[int], dropout: float) -> torc
     return torch.nn.Sequential(*layers)
 
 
-class TorchTabularAdapter(ModelAdapter):
+class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
     """PyTorch MLPs over tabular features."""
 
     name = "torch-tabular"
     Config = TabularConfig
-    input_kind = "tabular"
 
     def __init__(self, config: TabularConfig, model_dir: Path, encoding: FeatureEncoding, model: torch.nn.Module):
         super().__init__(config, model_dir)
@@ -200,7 +200,7 @@ class TorchTabularAdapter(ModelAdapter):
                 logits = self.model(x[start : start + batch].to(self.device))
                 scores[start : start + batch] = positive_probability(logits, 1).cpu().double().numpy()
                 raw[start : start + batch] = logits.cpu().double().numpy()
-        return Predictions(split.ids, split.y, scores, (scores >= 0.5).astype(np.int64), 0, raw)
+        return Predictions(split.ids, split.y, scores, (scores >= 0.5).astype(np.int64), 0, raw, split.classes)
 
     def trainable_copy(self) -> torch.nn.Module:
         return copy.deepcopy(self.model).train()
@@ -208,6 +208,32 @@ class TorchTabularAdapter(ModelAdapter):
     def training_data(self, split: Split) -> TrainingData:
         self.check_columns(split)
         return _training_data(self.encoding, split)
+
+    # TabularAttributable
+    def attribution_module(self) -> torch.nn.Module:
+        return self.model
+
+    def encode_features(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.encoding.transform(frame)
+
+    def feature_columns(self) -> list[tuple[str, list[int]]]:
+        out, start = [], 0
+        for feature in self.encoding.features:
+            width = 1 if feature["kind"] == "numeric" else len(feature["categories"])
+            out.append((feature["name"], list(range(start, start + width))))
+            start += width
+        return out
+
+    # Retrainable
+    def trainable(self, data: AuditData, request: RetrainRequest, progress: ProgressReporter) -> Trainable:
+        """A fresh MLP of the build settings (the default ones for a model built elsewhere)."""
+        train, test = self.training_data(data.train), self.training_data(data.test)
+        build = self.config.build
+        hidden = build.hidden_sizes if build is not None else [64, 32]
+        dropout = build.dropout if build is not None else 0.1
+        seed_everything(request.seed)
+        template = make_mlp(len(self.encoding.names), hidden, dropout)
+        return Trainable(lambda: copy.deepcopy(template).train(), train, test, "a fresh MLP of the build settings")
 
 
 def _training_data(encoding: FeatureEncoding, split: Split) -> TrainingData:

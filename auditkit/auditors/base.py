@@ -11,12 +11,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
+from auditkit.adapters.capabilities import Scorer, capabilities, capability_name
 from auditkit.config import StrictModel
+from auditkit.errors import AuditError
 
 if TYPE_CHECKING:
-    from auditkit.adapters.base import ModelAdapter, Predictions
+    from auditkit.adapters.base import ModelAdapter
     from auditkit.config import AuditConfigBase
     from auditkit.data import AuditData
+    from auditkit.predictions import Predictions
     from auditkit.progress import ProgressReporter
     from auditkit.results import AuditorResult
 
@@ -47,6 +50,8 @@ class AuditContext:
 class Auditor(ABC, Generic[SettingsT]):
     name: ClassVar[str]
     Settings: ClassVar[type[StrictModel]]
+    #: The capability the adapter must have (a type from auditkit.adapters.capabilities).
+    requires: ClassVar[type] = Scorer
 
     def __init__(self, settings: SettingsT) -> None:
         self.settings = settings
@@ -60,6 +65,17 @@ class Auditor(ABC, Generic[SettingsT]):
     def check_config(cls, settings: SettingsT, config: AuditConfigBase) -> None:
         """Raise AuditError for settings that contradict the rest of the config (default: none)."""
         return None
+
+    @classmethod
+    def check_adapter(cls, settings: SettingsT, config: AuditConfigBase, adapter_cls: type) -> None:
+        """Raise AuditError when ``adapter_cls`` lacks what this auditor needs (at validate time)."""
+        if not issubclass(adapter_cls, cls.requires):
+            needed = capability_name(cls.requires)
+            has = ", ".join(sorted(capabilities(adapter_cls))) or "none"
+            raise AuditError(
+                f"auditors.{cls.name}: auditor '{cls.name}' needs the '{needed}' capability, which adapter "
+                f"'{getattr(adapter_cls, 'name', adapter_cls.__name__)}' does not have (it has: {has})"
+            )
 
     @abstractmethod
     def run(self, context: AuditContext) -> AuditorResult: ...

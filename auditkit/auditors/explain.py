@@ -8,10 +8,13 @@ import numpy as np
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 from scipy.special import softmax
 
+from auditkit.adapters.capabilities import Attributable
 from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.errors import AuditError
+from auditkit.explain import tabular_ig, text_ig  # noqa: F401  (the built-in engines register themselves)
 from auditkit.explain.common import STEP_SCHEDULE, Attribution
+from auditkit.explain.engines import EngineOptions, engine_for
 from auditkit.explain.faithfulness import faithfulness
 from auditkit.explain.views import ProtectedTerms, protected_shares, top_units
 from auditkit.results import AuditorResult, MetricValue
@@ -114,6 +117,7 @@ class ExplainAuditor(Auditor[ExplainSettings]):
 
     name = "explain"
     Settings = ExplainSettings
+    requires = Attributable
 
     @classmethod
     def metric_ids(cls, settings: ExplainSettings, config: AuditConfigBase) -> set[str]:
@@ -121,9 +125,16 @@ class ExplainAuditor(Auditor[ExplainSettings]):
         return ids | {f"{cls.name}.protected_attribution_share[{f}]" for f in settings.protected_words}
 
     @classmethod
+    def check_adapter(cls, settings: ExplainSettings, config: AuditConfigBase, adapter_cls: type) -> None:
+        super().check_adapter(settings, config, adapter_cls)
+        if engine_for(adapter_cls) is None:
+            raise AuditError(
+                f"auditors.explain: no attribution engine is registered for adapter '{config.model.adapter}' "
+                f"({adapter_cls.__name__}) or any of its capability types"
+            )
+
+    @classmethod
     def check_config(cls, settings: ExplainSettings, config: AuditConfigBase) -> None:
-        if config.model.adapter not in ("hf-text", "torch-tabular"):
-            raise AuditError(f"auditors.explain: adapter '{config.model.adapter}' has no attribution engine")
         for feature in settings.protected_words:
             if feature not in config.data.sensitive_features:
                 raise AuditError(f"auditors.explain.protected_words: '{feature}' is not in data.sensitive_features")
@@ -146,28 +157,12 @@ class ExplainAuditor(Auditor[ExplainSettings]):
             probabilities = softmax(logits, axis=1)
             full = probabilities[np.arange(len(chosen)), targets]
             f_inputs = (logits if s.output == "logit" else probabilities)[np.arange(len(chosen)), targets]
-        schedule = s.schedule
-        ids = test.ids[chosen]
-        if adapter.input_kind == "text":
-            from auditkit.explain.text_ig import TextIG
-
-            engine: Any = TextIG(
-                adapter,
-                target_output=s.output,
-                baseline_token=s.baseline_token,
-                token_budget=s.token_budget,
-                quadrature=s.quadrature,
-            )
-            texts: list[str | None] = [test.texts[i] for i in chosen]
-            attributions = engine.attribute(ids, texts, targets, f_inputs, s.tolerance, context.progress, schedule)
-        else:
-            from auditkit.explain.tabular_ig import TabularIG
-
-            engine = TabularIG(adapter, context.data.train.frame, target_output=s.output, quadrature=s.quadrature)
-            texts = [None] * len(chosen)
-            attributions = engine.attribute(
-                ids, test.frame.iloc[chosen], targets, f_inputs, s.tolerance, context.progress, schedule
-            )
+        engine_cls = engine_for(type(adapter))
+        if engine_cls is None:  # validate refuses this; a Python caller may still get here
+            raise AuditError(f"auditors.explain: no attribution engine for {type(adapter).__name__}")
+        options = EngineOptions(s.output, s.baseline_token, s.token_budget, s.quadrature)
+        engine = engine_cls.create(adapter, context.data, options)
+        attributions, texts = engine.explain(test, chosen, targets, f_inputs, s.tolerance, context.progress, s.schedule)
         result = self._summarise(context, chosen, attributions, texts, label, engine, rng, full)
         result._records = [_record(a, t) for a, t in zip(attributions, texts, strict=True)]
         return result
@@ -214,6 +209,7 @@ class ExplainAuditor(Auditor[ExplainSettings]):
             by_group[feature] = {g: float(per_example[groups == g].mean()) for g in sorted(set(groups))}
         faith = faithfulness(attributions, engine.perturb, engine.probabilities, s.faithfulness_percents, rng, full)
         return ExplainResult(
+            method=engine.method,
             n_examples=len(attributions),
             target=s.target,
             output=s.output,

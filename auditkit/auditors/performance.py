@@ -9,11 +9,11 @@ import pandas as pd
 from pydantic import BaseModel, Field
 from sklearn import metrics as skm
 
-from auditkit.adapters.base import Predictions
 from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.ner.performance import token_performance
 from auditkit.ner.predictions import TokenPredictions
+from auditkit.predictions import Predictions
 from auditkit.results import AuditorResult, MetricValue
 from auditkit.stats.cells import PRED, CellTable, Confusion, Y
 from auditkit.stats.intervals import delong_auc, percentile_interval

@@ -9,17 +9,18 @@ import numpy as np
 from pydantic import BaseModel, Field
 from scipy.special import softmax
 
-from auditkit.adapters.base import Predictions
+from auditkit.adapters.capabilities import Retrainable, RetrainRequest
 from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.auditors.performance import headline_metrics
 from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.errors import AuditError
+from auditkit.predictions import Predictions
 from auditkit.privacy.mia import AttackResult, balanced, cross_entropy, loss_attack
 from auditkit.privacy.runs import RunOutcome, RunSettings, train_run
-from auditkit.privacy.trainable import Trainable, tabular_trainable, text_trainable
 from auditkit.results import AuditorResult, MetricValue
 from auditkit.stats.groups import DISPARITIES, GroupRules, group_metrics
 from auditkit.stats.paired import paired_changes
+from auditkit.training import Trainable
 
 GROUP_RATES = ("accuracy", "tpr", "fpr")
 
@@ -102,6 +103,7 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
 
     name = "privacy"
     Settings = PrivacySettings
+    requires = Retrainable
 
     @classmethod
     def metric_ids(cls, settings: PrivacySettings, config: AuditConfigBase) -> set[str]:
@@ -115,11 +117,9 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
         return ids
 
     @classmethod
-    def check_config(cls, settings: PrivacySettings, config: AuditConfigBase) -> None:
-        if config.model.adapter not in ("hf-text", "torch-tabular"):
-            raise AuditError(f"auditors.privacy: adapter '{config.model.adapter}' cannot be retrained here")
-        if config.model.adapter == "hf-text" and settings.base is None and getattr(config.model, "build", None) is None:
-            raise AuditError("auditors.privacy.base: name the base model (the config has no model.build.base)")
+    def check_adapter(cls, settings: PrivacySettings, config: AuditConfigBase, adapter_cls: type) -> None:
+        super().check_adapter(settings, config, adapter_cls)
+        adapter_cls.check_retrain(config.model, request(settings, config.seed))
 
     def run(self, context: AuditContext) -> PrivacyResult:
         s = self.settings
@@ -165,40 +165,15 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
         )
 
     def _trainable(self, context: AuditContext) -> Trainable:
-        s, adapter = self.settings, context.adapter
-        if adapter.input_kind == "text":
-            from auditkit.adapters.hf_text import open_model_folder, resolve_base
-
-            spec = s.base or context.config.model.build.base
-            negative, positive = context.data.label_names
-            _, base = open_model_folder(
-                resolve_base(spec),
-                "auditors.privacy.base",
-                num_labels=2,
-                id2label={0: negative, 1: positive},
-                label2id={negative: 0, positive: 1},
-            )
-            return text_trainable(
-                base,
-                adapter.tokenizer,
-                context.data,
-                adapter.max_length,
-                s.train_top_layers,
-                context.seed,
-                adapter.device,
-                context.progress,
-                cache=s.cache_activations,
-                pooling=s.pooling,
-            )
-        build = context.config.model.build
-        hidden = build.hidden_sizes if build is not None else [64, 32]
-        dropout = build.dropout if build is not None else 0.1
-        return tabular_trainable(adapter, context.data, hidden, dropout, context.seed)
+        adapter = context.adapter
+        if not isinstance(adapter, Retrainable):  # validate refuses this; a Python caller may still get here
+            raise AuditError(f"auditors.privacy: adapter {type(adapter).__name__} cannot be retrained")
+        return adapter.trainable(context.data, request(self.settings, context.seed), context.progress)
 
     def _predictions(self, context: AuditContext, logits: np.ndarray) -> Predictions:
         test = context.data.test
         scores = softmax(logits, axis=1)[:, 1]
-        return Predictions(test.ids, test.y, scores, (scores >= 0.5).astype(np.int64), 0, logits)
+        return Predictions(test.ids, test.y, scores, (scores >= 0.5).astype(np.int64), 0, logits, test.classes)
 
     def _summarise(
         self,
@@ -259,6 +234,17 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
             mia=attack,
             flags=flags,
         )
+
+
+def request(settings: PrivacySettings, seed: int) -> RetrainRequest:
+    """What the DP runs ask the adapter to retrain."""
+    return RetrainRequest(
+        seed=seed,
+        top_layers=settings.train_top_layers,
+        pooling=settings.pooling,
+        base=settings.base,
+        cache_activations=settings.cache_activations,
+    )
 
 
 def _softmax_of_label(logits: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Integrated Gradients for ``torch-tabular`` models: feature-level attributions.
+"""Integrated Gradients for tabular models (any :class:`~auditkit.adapters.capabilities.TabularAttributable`).
 
 Captum's IntegratedGradients on the encoded feature vector (midpoint or Gauss-Legendre quadrature),
 the mean training encoding as baseline, adaptive steps; one-hot columns are summed back
@@ -8,13 +8,15 @@ into the feature they encode.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from captum.attr import IntegratedGradients
 
-from auditkit.adapters.torch_tabular import TorchTabularAdapter
+from auditkit.adapters.capabilities import TabularAttributable
+from auditkit.data import AuditData, Split
 from auditkit.explain.common import (
     CAPTUM_METHODS,
     STEP_SCHEDULE,
@@ -23,13 +25,17 @@ from auditkit.explain.common import (
     input_gradients_only,
     relative_delta,
 )
+from auditkit.explain.engines import EngineOptions, register_engine
 from auditkit.progress import ProgressReporter
 
 
+@register_engine(TabularAttributable)
 class TabularIG:
+    method = "integrated_gradients"
+
     def __init__(
         self,
-        adapter: TorchTabularAdapter,
+        adapter: TabularAttributable,
         train_frame: pd.DataFrame,
         *,
         target_output: str = "logit",
@@ -37,19 +43,33 @@ class TabularIG:
         quadrature: str = "midpoint",
     ) -> None:
         self.adapter = adapter
-        self.model = adapter.model
+        self.model = adapter.attribution_module()
         self.target_output = target_output
         self.rows_per_forward = rows_per_forward
-        self.method = CAPTUM_METHODS[quadrature]
-        self.baseline = adapter.encoding.transform(train_frame).mean(axis=0).astype(np.float32)
-        self.columns: list[list[int]] = []
-        start = 0
-        for feature in adapter.encoding.features:
-            width = 1 if feature["kind"] == "numeric" else len(feature["categories"])
-            self.columns.append(list(range(start, start + width)))
-            start += width
-        self.names = [f["name"] for f in adapter.encoding.features]
+        self.quadrature = CAPTUM_METHODS[quadrature]
+        self.baseline = adapter.encode_features(train_frame).mean(axis=0).astype(np.float32)
+        groups = adapter.feature_columns()
+        self.names = [name for name, _ in groups]
+        self.columns: list[list[int]] = [columns for _, columns in groups]
         self.ig = IntegratedGradients(self._forward)
+
+    @classmethod
+    def create(cls, adapter: Any, data: AuditData, options: EngineOptions) -> TabularIG:
+        return cls(adapter, data.train.frame, target_output=options.output, quadrature=options.quadrature)
+
+    def explain(
+        self,
+        split: Split,
+        positions: np.ndarray,
+        targets: Sequence[int],
+        f_inputs: np.ndarray | None,
+        tolerance: float,
+        progress: ProgressReporter,
+        schedule: Sequence[int] = STEP_SCHEDULE,
+    ) -> tuple[list[Attribution], list[str | None]]:
+        ids = split.ids[positions]
+        frame = split.frame.iloc[positions]
+        return self.attribute(ids, frame, targets, f_inputs, tolerance, progress, schedule), [None] * len(positions)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.model(x)
@@ -81,7 +101,7 @@ class TabularIG:
         progress: ProgressReporter,
         schedule: Sequence[int] = STEP_SCHEDULE,
     ) -> list[Attribution]:
-        x = self.adapter.encoding.transform(frame)
+        x = self.adapter.encode_features(frame)
         rows = list(x)
         base = np.tile(self.baseline, (len(rows), 1))
         f_in = f_inputs if f_inputs is not None else self.outputs(rows, targets)
@@ -96,7 +116,7 @@ class TabularIG:
                     baselines=torch.from_numpy(base[pending]).to(device),
                     target=torch.as_tensor(np.asarray(targets)[pending], device=device),
                     n_steps=steps,
-                    method=self.method,
+                    method=self.quadrature,
                     internal_batch_size=max(len(pending), self.rows_per_forward // steps),
                 )
                 .detach()

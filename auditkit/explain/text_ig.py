@@ -1,4 +1,4 @@
-"""Integrated Gradients for ``hf-text`` models.
+"""Integrated Gradients for text models (any :class:`~auditkit.adapters.capabilities.TextAttributable`).
 
 Captum's LayerIntegratedGradients on the input embeddings (midpoint or Gauss-Legendre quadrature),
 many examples x steps per forward/backward (bucketed by length, never padded to the
@@ -9,13 +9,14 @@ completeness error is above tolerance are redone with more steps.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from captum.attr import LayerIntegratedGradients
 
-from auditkit.adapters.hf_text import HfTextAdapter, pad
+from auditkit.adapters.capabilities import TextAttributable
+from auditkit.data import AuditData, Split
 from auditkit.explain.common import (
     CAPTUM_METHODS,
     STEP_SCHEDULE,
@@ -26,20 +27,18 @@ from auditkit.explain.common import (
     length_buckets,
     relative_delta,
 )
+from auditkit.explain.engines import EngineOptions, register_engine
 from auditkit.progress import ProgressReporter
+from auditkit.tokens import EncodedText, pad
 
 
-@dataclass(frozen=True)
-class EncodedText:
-    input_ids: list[int]
-    word_ids: list[int | None]
-    offsets: list[tuple[int, int]]
-
-
+@register_engine(TextAttributable)
 class TextIG:
+    method = "integrated_gradients"
+
     def __init__(
         self,
-        adapter: HfTextAdapter,
+        adapter: TextAttributable,
         *,
         target_output: str = "logit",
         baseline_token: str = "pad",
@@ -48,39 +47,54 @@ class TextIG:
         quadrature: str = "midpoint",
     ) -> None:
         self.adapter = adapter
-        self.model = adapter.model
-        self.tokenizer = adapter.tokenizer
+        self.model = adapter.attribution_module()
         self.target_output = target_output
         self.token_budget = token_budget or default_token_budget(adapter.device)
         self.max_rows = max_rows
-        self.method = CAPTUM_METHODS[quadrature]
-        token = {
-            "pad": self.tokenizer.pad_token_id,
-            "mask": self.tokenizer.mask_token_id,
-            "unk": self.tokenizer.unk_token_id,
-        }[baseline_token]
+        self.quadrature = CAPTUM_METHODS[quadrature]
+        token = adapter.token_id(baseline_token)
         if token is None:
             raise ValueError(f"the tokenizer has no {baseline_token} token")
         self.baseline_id = int(token)
-        self.pad_id = int(self.tokenizer.pad_token_id or 0)
-        self.lig = LayerIntegratedGradients(self._forward, self.model.get_input_embeddings())
+        self.pad_id = int(adapter.token_id("pad") or 0)
+        self.lig = LayerIntegratedGradients(self._forward, adapter.embedding_layer())
+
+    @classmethod
+    def create(cls, adapter: Any, data: AuditData, options: EngineOptions) -> TextIG:
+        return cls(
+            adapter,
+            target_output=options.output,
+            baseline_token=options.baseline_token,
+            token_budget=options.token_budget,
+            quadrature=options.quadrature,
+        )
+
+    def explain(
+        self,
+        split: Split,
+        positions: np.ndarray,
+        targets: Sequence[int],
+        f_inputs: np.ndarray | None,
+        tolerance: float,
+        progress: ProgressReporter,
+        schedule: Sequence[int] = STEP_SCHEDULE,
+    ) -> tuple[list[Attribution], list[str | None]]:
+        if split.texts is None:
+            raise ValueError("text attributions need the split's texts (data.text)")
+        texts: list[str | None] = [split.texts[i] for i in positions]
+        ids = split.ids[positions]
+        return self.attribute(ids, texts, targets, f_inputs, tolerance, progress, schedule), texts  # type: ignore[arg-type]
 
     def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        logits = self.model(input_ids, attention_mask)
         return logits if self.target_output == "logit" else torch.softmax(logits, dim=-1)
 
     def encode(self, texts: Sequence[str]) -> list[EncodedText]:
-        enc = self.tokenizer(
-            list(texts), truncation=True, max_length=self.adapter.max_length, return_offsets_mapping=True
-        )
-        return [
-            EncodedText(enc["input_ids"][i], enc.word_ids(i), [tuple(o) for o in enc["offset_mapping"][i]])
-            for i in range(len(texts))
-        ]
+        return self.adapter.encode_words(texts)
 
     def baseline_ids(self, ids: Sequence[int]) -> list[int]:
         """Same length; special tokens kept; every other token replaced by the baseline token."""
-        special = self.tokenizer.get_special_tokens_mask(list(ids), already_has_special_tokens=True)
+        special = self.adapter.special_tokens_mask(ids)
         return [t if s else self.baseline_id for t, s in zip(ids, special, strict=True)]
 
     def outputs(self, rows: Sequence[Sequence[int]], targets: Sequence[int], probability: bool = False) -> np.ndarray:
@@ -90,7 +104,7 @@ class TextIG:
             for bucket in length_buckets([len(r) for r in rows], self.max_rows * 4, self.token_budget * 4):
                 ids, mask = pad([rows[i] for i in bucket], self.pad_id)
                 device = self.adapter.device
-                logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+                logits = self.model(ids.to(device), mask.to(device))
                 values = torch.softmax(logits, -1) if probability or self.target_output != "logit" else logits
                 chosen = values[torch.arange(len(bucket)), torch.as_tensor([targets[i] for i in bucket])]
                 out[bucket] = chosen.cpu().double().numpy()
@@ -169,7 +183,7 @@ class TextIG:
             target=torch.as_tensor(targets, device=device),
             additional_forward_args=(mask.to(device),),
             n_steps=steps,
-            method=self.method,
+            method=self.quadrature,
             internal_batch_size=internal,
         )
         return attributions.sum(dim=-1).detach().cpu().double().numpy()

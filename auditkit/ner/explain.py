@@ -25,8 +25,9 @@ from auditkit.explain.common import (
     length_buckets,
     relative_delta,
 )
-from auditkit.ner.wordpieces import encode_words, pad
+from auditkit.ner.wordpieces import encode_words
 from auditkit.progress import ProgressReporter
+from auditkit.tokens import pad
 
 Example = tuple[list[int], int]  # word-piece ids, piece position of the explained word
 

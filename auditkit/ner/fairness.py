@@ -171,7 +171,7 @@ def counterfactual(
 def token_fairness(context: Any, settings: Any) -> TokenFairnessResult:
     """The fairness auditor on a token classifier: name probes, entity F1 per sentence group, word swaps."""
     p: TokenPredictions = context.predictions("test")
-    tag = context.adapter.tag
+    tag = _memo(context.adapter.tag)
     base = Path(context.config.config_path).parent
     common = {"n_boot": settings.n_boot, "confidence": settings.confidence}
     probes = {
@@ -204,3 +204,17 @@ def check_probes(probes: dict[str, NameProbe], base: Path) -> None:
     for probe in probes.values():
         load_names(base / probe.names, probe.group_column, probe.name_column)
         load_templates(base / probe.templates if probe.templates else None)
+
+
+def _memo(tag: Callable[..., list[list[str]]]) -> Callable[..., list[list[str]]]:
+    """Tag each distinct sentence once: probes on the same names file share most of their sentences."""
+    cache: dict[tuple[str, ...], list[str]] = {}
+
+    def tagged(sentences: list[list[str]], progress: Any) -> list[list[str]]:
+        todo = [s for s in dict.fromkeys(tuple(s) for s in sentences) if s not in cache]
+        if todo:
+            for words, tags in zip(todo, tag([list(s) for s in todo], progress), strict=True):
+                cache[words] = tags
+        return [cache[tuple(s)] for s in sentences]
+
+    return tagged

@@ -14,6 +14,7 @@ import torch  # noqa: E402
 from transformers import AutoModelForTokenClassification, AutoTokenizer  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
+from auditkit.adapters.hf_text import SAFE, check_model_folder  # noqa: E402
 from auditkit.errors import AuditError  # noqa: E402
 from auditkit.ner.tags import split_tag  # noqa: E402
 from auditkit.ner.wordpieces import TokenLogits, label_set, token_loss, training_data  # noqa: E402
@@ -22,24 +23,11 @@ from auditkit.training import fit, linear_warmup_schedule, seed_everything  # no
 
 hf_logging.set_verbosity_error()
 hf_logging.disable_progress_bar()
-SAFE = {"trust_remote_code": False, "local_files_only": True}
-
-
-def check_folder(path: Path, key: str) -> None:
-    """Refuse anything but a local folder with a config and safetensors weights."""
-    if not path.is_dir():
-        raise AuditError(f"{key} {path}: model folder not found")
-    if not (path / "config.json").is_file():
-        raise AuditError(f"{key} {path}: no config.json; expected a transformers model folder")
-    if not list(path.glob("*.safetensors")):
-        pickled = sorted(p.name for pattern in ("*.bin", "*.pt", "*.pth", "*.ckpt") for p in path.glob(pattern))
-        found = f" (found {', '.join(pickled)})" if pickled else ""
-        raise AuditError(f"{key} {path}: no .safetensors weights{found}; auditkit never loads pickled weights")
 
 
 def open_token_classifier(path: Path, key: str, **kwargs: Any) -> tuple[Any, Any]:
     """Fast tokenizer and ``*ForTokenClassification`` model from ``path``; AuditError when unusable."""
-    check_folder(path, key)
+    check_model_folder(path, key)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, **SAFE)
         model = AutoModelForTokenClassification.from_pretrained(path, use_safetensors=True, **SAFE, **kwargs)

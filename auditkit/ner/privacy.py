@@ -20,8 +20,9 @@ import torch
 from opacus import PrivacyEngine
 from torch.utils.data import Dataset
 
-from auditkit.ner.wordpieces import IGNORE, as_iob2, encode_words, pad
+from auditkit.ner.wordpieces import IGNORE, as_iob2, encode_words
 from auditkit.progress import ProgressReporter
+from auditkit.tokens import pad
 from auditkit.training import TrainingData, fit, seed_everything
 
 

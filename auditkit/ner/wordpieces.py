@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from auditkit.ner.tags import OUTSIDE, split_tag
+from auditkit.tokens import pad
 from auditkit.training import TrainingData
 
 IGNORE = -100  # torch's CrossEntropyLoss ignore_index
@@ -53,17 +54,6 @@ def piece_labels(pieces: WordPieces, tags: Sequence[Sequence[str]], label2id: di
                 labels[position] = label2id.get(tag, IGNORE)  # a type the model lacks teaches nothing
         out.append(labels)
     return out
-
-
-def pad(sequences: Sequence[Sequence[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad to the longest sequence of this batch; returns (values, attention mask)."""
-    width = max((len(s) for s in sequences), default=0)
-    out = torch.full((len(sequences), width), value, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        out[row, : len(seq)] = torch.as_tensor(list(seq), dtype=torch.long)
-        mask[row, : len(seq)] = 1
-    return out, mask
 
 
 class _Sentences(Dataset):

@@ -12,9 +12,8 @@ from opacus import PrivacyEngine
 from opacus.utils.batch_memory_manager import BatchMemoryManager
 
 from auditkit.privacy.allocator import keep_freed_memory
-from auditkit.privacy.trainable import Trainable
 from auditkit.progress import ProgressReporter
-from auditkit.training import TrainingData, fit, seed_everything
+from auditkit.training import Trainable, TrainingData, fit, seed_everything
 
 
 @dataclass(frozen=True)

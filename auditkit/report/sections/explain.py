@@ -7,7 +7,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from auditkit.report.format import interval, number
-from auditkit.report.sections import Heatmap, Section, Table, figure_json, section_builder
+from auditkit.report.sections.base import Heatmap, Section, Table, figure_json, section_builder
 from auditkit.results import AuditorResult, GateResult
 
 

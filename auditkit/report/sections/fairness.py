@@ -7,7 +7,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from auditkit.report.format import interval, number
-from auditkit.report.sections import Section, Table, figure_json, section_builder
+from auditkit.report.sections.base import Section, Table, figure_json, section_builder
 from auditkit.results import AuditorResult, GateResult
 from auditkit.stats.groups import DISPARITIES
 

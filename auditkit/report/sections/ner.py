@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from auditkit.ner.fairness import TokenFairnessResult
 from auditkit.ner.performance import TokenPerformanceResult
 from auditkit.report.format import interval, number
-from auditkit.report.sections import TYPE_BUILDERS, Section, Table, figure_json
+from auditkit.report.sections.base import TYPE_BUILDERS, Section, Table, figure_json
 from auditkit.results import AuditorResult, GateResult
 
 

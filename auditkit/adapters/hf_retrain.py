@@ -1,36 +1,24 @@
-"""What a privacy run trains, and its inputs computed once.
+"""What a retraining (DP) run of an ``hf-text`` model trains, and its inputs computed once.
 
 Frozen bottom layers are deterministic in eval mode, so their outputs are computed once
 per split and every run (each epsilon and the non-private reference) trains only the
-top layers on those cached activations. For tabular models the "activations" are the
-encoded features and the whole MLP is trained.
+top layers on those cached activations. :meth:`HfTextAdapter.trainable` calls this.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from auditkit.adapters.base import ModelAdapter
 from auditkit.data import AuditData, Split
 from auditkit.errors import AuditError
 from auditkit.progress import ProgressReporter
-from auditkit.training import TrainingData, seed_everything
-
-
-@dataclass
-class Trainable:
-    """A fresh trainable module per run, and the train/test examples it reads."""
-
-    fresh: Callable[[], torch.nn.Module]
-    train: TrainingData
-    test: TrainingData
-    description: str
+from auditkit.tokens import encode, pad
+from auditkit.training import Trainable, TrainingData, seed_everything
 
 
 class TensorRows(Dataset):
@@ -133,8 +121,6 @@ def text_trainable(
         return copy.deepcopy(template).train()
 
     def examples(split: Split) -> TrainingData:
-        from auditkit.adapters.hf_text import encode, pad
-
         ids = encode(tokenizer, split.texts or [], max_length).input_ids
         if not cache:
             rows = [torch.as_tensor(i) for i in ids]
@@ -158,14 +144,3 @@ def text_trainable(
         " on cached activations" if cache else ", bottom recomputed every step"
     )
     return Trainable(fresh, examples(data.train), examples(data.test), what)
-
-
-def tabular_trainable(
-    adapter: ModelAdapter, data: AuditData, hidden_sizes: list[int], dropout: float, seed: int
-) -> Trainable:
-    from auditkit.adapters.torch_tabular import make_mlp
-
-    train, test = adapter.training_data(data.train), adapter.training_data(data.test)
-    seed_everything(seed)
-    template = make_mlp(len(adapter.encoding.names), hidden_sizes, dropout)  # type: ignore[attr-defined]
-    return Trainable(lambda: copy.deepcopy(template).train(), train, test, "a fresh MLP of the build settings")

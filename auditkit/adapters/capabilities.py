@@ -1,0 +1,130 @@
+"""What a model can do, as small abstract types an adapter inherits.
+
+Every adapter is a :class:`Scorer`. One that can be explained by gradients adds an
+:class:`Attributable` kind (:class:`TextAttributable`, :class:`TabularAttributable`); one that
+can be retrained for DP runs adds :class:`Retrainable`. Auditors name the capability they need
+(``Auditor.requires``) and engines are registered for a capability type and found through the
+adapter's class hierarchy, so a subclass or a third-party adapter gets them with no edit here.
+A new kind of attribution (say, black-box features for scikit-learn) is a new subclass of
+:class:`Attributable` plus an engine registered for it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from auditkit.config import ModelConfigBase
+    from auditkit.data import AuditData, Split
+    from auditkit.predictions import Predictions
+    from auditkit.progress import ProgressReporter
+    from auditkit.tokens import EncodedText
+    from auditkit.training import Trainable
+
+
+class Capability(ABC):
+    """Base of every capability; ``capability`` is its name in ``auditkit list`` and in errors."""
+
+    capability: ClassVar[str]
+
+
+class Scorer(Capability):
+    """Scores a split: every adapter has this."""
+
+    capability = "score"
+
+    @abstractmethod
+    def predict(self, split: Split, progress: ProgressReporter) -> Predictions: ...
+
+
+class Attributable(Capability):
+    """A differentiable forward function an attribution engine can take gradients through."""
+
+    capability = "attribute"
+    device: torch.device
+
+    @abstractmethod
+    def attribution_module(self) -> torch.nn.Module:
+        """``module(*inputs)`` returns logits in the model's output order (``ModelAdapter.output_index``)."""
+
+
+class TextAttributable(Attributable):
+    """Token-level attribution: ``attribution_module()(input_ids, attention_mask)`` and its embedding layer."""
+
+    max_length: int
+
+    @abstractmethod
+    def embedding_layer(self) -> torch.nn.Module:
+        """The layer whose output is attributed (the input embeddings)."""
+
+    @abstractmethod
+    def encode_words(self, texts: Sequence[str]) -> list[EncodedText]:
+        """Token ids (cut to ``max_length``) with each token's word index and character span."""
+
+    @abstractmethod
+    def special_tokens_mask(self, input_ids: Sequence[int]) -> list[int]:
+        """1 for special tokens (kept in baselines), 0 for the others."""
+
+    @abstractmethod
+    def token_id(self, kind: str) -> int | None:
+        """The id of the ``pad``, ``mask`` or ``unk`` token, None when the vocabulary has none."""
+
+
+class TabularAttributable(Attributable):
+    """Feature-level attribution: ``attribution_module()(x)`` over an encoded float matrix."""
+
+    @abstractmethod
+    def encode_features(self, frame: pd.DataFrame) -> np.ndarray:
+        """The (n, d) float32 matrix the module reads."""
+
+    @abstractmethod
+    def feature_columns(self) -> list[tuple[str, list[int]]]:
+        """Each input feature (data column) and the encoded columns it became, in order."""
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    """What a retraining auditor asks for; adapters read the fields that apply to them."""
+
+    seed: int
+    top_layers: int = 1  # transformer models: train the top N layers and the head
+    pooling: str = "pooler"  # transformer models: "pooler" or "mean" of token states
+    base: str | None = None  # transformer models: the base model to start from; default the build's base
+    cache_activations: bool = True  # frozen layers computed once, not in every step
+
+
+class Retrainable(Capability):
+    """A fresh trainable copy of the model and its training data, for DP runs."""
+
+    capability = "retrain"
+
+    @classmethod
+    def check_retrain(cls, config: ModelConfigBase, request: RetrainRequest) -> None:
+        """Raise AuditError at validate time when ``request`` cannot be honoured (default: it can)."""
+        return None
+
+    @abstractmethod
+    def trainable(self, data: AuditData, request: RetrainRequest, progress: ProgressReporter) -> Trainable:
+        """A seeded fresh module factory with the train and test splits as its examples."""
+
+
+def capability_name(kind: type) -> str:
+    """The name of a capability type, inherited by its refinements (TextAttributable -> attribute)."""
+    return next(k.__dict__["capability"] for k in kind.__mro__ if "capability" in k.__dict__)
+
+
+def capabilities(adapter_cls: type) -> set[str]:
+    """The capability names an adapter class has, read from its class hierarchy."""
+    return {k.__dict__["capability"] for k in adapter_cls.__mro__ if "capability" in k.__dict__}
+
+
+def lookup(registry: dict[type, Any], cls: type) -> Any | None:
+    """The entry registered for the nearest class in ``cls``'s hierarchy (Opacus' grad-sampler lookup)."""
+    return next((registry[k] for k in cls.__mro__ if k in registry), None)
