@@ -44,6 +44,8 @@ def ner_config(data: str, model: str, **extra) -> dict:
                 "name_probes": {"origin": {"names": "names.csv", "group_column": "origin", "min_names": 10}},
                 "counterfactual": {"names": {"pairs": [[GROUP_A[0], GROUP_B[0]]]}},
             },
+            "explain": {"n_examples": 8},
+            "privacy": {"epsilons": [3.0], "epochs": 2, "batch_size": 32, "learning_rate": 0.01, "n_boot": 100},
         },
         "gates": [
             {"metric": "performance.entity_f1", "op": ">=", "threshold": 0.0, "source": "smoke"},
@@ -166,3 +168,30 @@ def test_bad_tag_in_the_data_names_file_and_line(ner_workspace):
     write_config(ner_workspace, config, "bad.yaml")
     result = run_cli("validate", "bad.yaml", cwd=ner_workspace)
     assert result.returncode == 2 and "bad.jsonl:2 (word 1): tag 'Q-PER'" in result.stderr
+
+
+def test_attributions_explain_one_word_tag_and_are_complete(ran):
+    folder, _ = ran
+    summary = json.loads((folder / "out" / "summary.json").read_text(encoding="utf-8"))
+    explain = summary["auditors"]["explain"]
+    assert explain["n_examples"] == 8
+    assert explain["relative_delta"]["share_above_tolerance"] <= 0.02
+    lines = [json.loads(x) for x in (folder / "out" / "attributions.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 8
+    for line in lines:
+        assert line["tag"] == line["target"] and line["tag"] != "O"
+        assert 0 <= line["position"] < len(line["tokens"])
+
+
+def test_privacy_runs_are_accounted_and_attacked(ran):
+    from opacus.accountants import RDPAccountant
+
+    folder, _ = ran
+    privacy = json.loads((folder / "out" / "summary.json").read_text(encoding="utf-8"))["auditors"]["privacy"]
+    (run,) = privacy["runs"]
+    accountant = RDPAccountant()
+    accountant.history = [(run["noise_multiplier"], run["sample_rate"], run["steps"])]
+    assert run["epsilon"] == pytest.approx(accountant.get_epsilon(privacy["delta"]), rel=1e-9)
+    assert run["epsilon"] <= 3.0 + 1e-6
+    assert 0.0 <= privacy["audited_model"]["mia"]["auc"] <= 1.0
+    assert privacy["non_private"]["metrics"]["entity_f1"] is not None

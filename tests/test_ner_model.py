@@ -14,7 +14,7 @@ from auditkit.errors import AuditError
 from auditkit.gates import evaluate_gates
 from auditkit.ner.fairness import NameProbe, TokenFairnessResult, run_probe
 from auditkit.ner.model import fine_tune, open_token_classifier
-from auditkit.ner.wordpieces import IGNORE, as_iob2, encode_words, piece_labels, predict_words
+from auditkit.ner.wordpieces import IGNORE, TokenLogits, as_iob2, encode_words, piece_labels, predict_words
 from auditkit.progress import SILENT
 from tests.ner_support import GROUP_A, GROUP_B, make_sentences, make_tiny_token_bert, vocabulary_texts
 
@@ -120,7 +120,7 @@ def test_integrated_gradients_for_one_word_tag_is_complete(biased_model):
     label2id = model.config.label2id
     positions = [next((i for i, t in enumerate(s) if t != "O"), 0) for s in tags]
     targets = [label2id[tags[k][p]] for k, p in enumerate(positions)]
-    ig = TokenIG(model, tokenizer, CPU, max_length=64)
+    ig = TokenIG(TokenLogits(model), model.get_input_embeddings(), tokenizer, CPU, max_length=64)
     found = ig.attribute([r["sid"] for r in rows], sentences, positions, targets, 0.01, SILENT)
     deltas = [a.relative_delta for a in found]
     assert sum(d <= 0.01 for d in deltas) / len(deltas) >= 0.98

@@ -15,14 +15,17 @@ import torch
 from pydantic import Field
 
 from auditkit.adapters.base import ModelAdapter
+from auditkit.adapters.capabilities import TokenAttributable, TokenRetrainable
 from auditkit.adapters.hf_text import resolve_base
 from auditkit.config import DataConfig, ModelConfigBase, StrictModel
 from auditkit.errors import AuditError
 from auditkit.ner.model import fine_tune, model_types, open_token_classifier
 from auditkit.ner.predictions import TokenPredictions
+from auditkit.ner.privacy import per_sentence_loss
 from auditkit.ner.reader import Sentences
-from auditkit.ner.wordpieces import predict_words
+from auditkit.ner.wordpieces import IGNORE, TokenLogits, encode_words, piece_labels, predict_words
 from auditkit.progress import SILENT, ProgressReporter
+from auditkit.tokens import pad
 
 
 class HfTokenBuild(StrictModel):
@@ -45,7 +48,7 @@ class HfTokenConfig(ModelConfigBase):
     build: HfTokenBuild | None = None
 
 
-class HfTokenAdapter(ModelAdapter):
+class HfTokenAdapter(ModelAdapter, TokenAttributable, TokenRetrainable):
     """Transformers token classifiers (NER): IOB2 or BIOES labels, read per word at its first piece."""
 
     name = "hf-token"
@@ -119,3 +122,23 @@ class HfTokenAdapter(ModelAdapter):
     def predict(self, split: Sentences, progress: ProgressReporter) -> TokenPredictions:  # type: ignore[override]
         tags, scores, cut = self._predict(split.tokens, progress)
         return TokenPredictions(np.asarray(split.ids, dtype=str), split.tokens, split.tags, tags, scores, cut)
+
+    def attribution_module(self) -> torch.nn.Module:
+        return TokenLogits(self.model)
+
+    def embedding_layer(self) -> torch.nn.Module:
+        return self.model.get_input_embeddings()
+
+    def sentence_losses(self, sentences: list[list[str]], tags: list[list[str]]) -> np.ndarray:
+        pieces = encode_words(self.tokenizer, sentences, self.max_length)
+        labels = piece_labels(pieces, tags, {str(k): int(v) for k, v in self.model.config.label2id.items()})
+        out = np.empty(len(sentences))
+        batch = self.config.batch_size
+        with torch.inference_mode():
+            for start in range(0, len(sentences), batch):
+                rows = list(range(start, min(start + batch, len(sentences))))
+                ids, mask = pad([pieces.input_ids[i] for i in rows], self.tokenizer.pad_token_id or 0)
+                target, _ = pad([labels[i] for i in rows], IGNORE)
+                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+                out[rows] = per_sentence_loss(logits, target.to(self.device)).cpu().double().numpy()
+        return out

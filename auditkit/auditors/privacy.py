@@ -9,11 +9,13 @@ import numpy as np
 from pydantic import BaseModel, Field
 from scipy.special import softmax
 
-from auditkit.adapters.capabilities import Retrainable, RetrainRequest
+from auditkit.adapters.capabilities import Retrainable, RetrainRequest, TokenRetrainable
 from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.auditors.performance import headline_metrics
 from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.errors import AuditError
+from auditkit.ner.privacy_audit import metric_ids as token_metric_ids
+from auditkit.ner.privacy_audit import token_privacy
 from auditkit.predictions import Predictions
 from auditkit.privacy.mia import AttackResult, balanced, cross_entropy, loss_attack
 from auditkit.privacy.runs import RunOutcome, RunSettings, train_run
@@ -107,6 +109,8 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
 
     @classmethod
     def metric_ids(cls, settings: PrivacySettings, config: AuditConfigBase) -> set[str]:
+        if config.data.task == "token-classification":
+            return {f"{cls.name}.{m}" for m in token_metric_ids(settings.epsilons)}
         ids = {f"{cls.name}.mia_auc[audited]", f"{cls.name}.epsilon_lower_bound[audited]"}
         for eps in settings.epsilons:
             tag = f"eps={eps:g}"
@@ -118,11 +122,15 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
 
     @classmethod
     def check_adapter(cls, settings: PrivacySettings, config: AuditConfigBase, adapter_cls: type) -> None:
+        if issubclass(adapter_cls, TokenRetrainable):  # token classifiers: DP heads on word features
+            return
         super().check_adapter(settings, config, adapter_cls)
         adapter_cls.check_retrain(config.model, request(settings, config.seed))
 
     def run(self, context: AuditContext) -> PrivacyResult:
         s = self.settings
+        if isinstance(context.adapter, TokenRetrainable):
+            return token_privacy(context, s)  # type: ignore[return-value]
         data = context.data
         delta = default_delta(s, len(data.train))
         trainable = self._trainable(context)

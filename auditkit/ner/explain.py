@@ -36,6 +36,7 @@ class TokenIG:
     def __init__(
         self,
         model: torch.nn.Module,
+        embeddings: torch.nn.Module,
         tokenizer: Any,
         device: torch.device,
         *,
@@ -55,11 +56,11 @@ class TokenIG:
             raise ValueError(f"the tokenizer has no {baseline_token} token")
         self.baseline_id = int(token[baseline_token])
         self.pad_id = int(tokenizer.pad_token_id or 0)
-        self.lig = LayerIntegratedGradients(self._forward, model.get_input_embeddings())
+        self.lig = LayerIntegratedGradients(self._forward, embeddings)
 
     def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
         """(batch, tags) outputs at each row's explained piece; Captum repeats ``where`` along the path."""
-        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        logits = self.model(input_ids, attention_mask)
         picked = logits[torch.arange(len(where), device=logits.device), where]
         return picked if self.output == "logit" else torch.softmax(picked, dim=-1)
 
@@ -75,7 +76,7 @@ class TokenIG:
             for bucket in length_buckets([len(e[0]) for e in examples], self.max_rows * 4, self.token_budget * 4):
                 ids, mask = pad([examples[i][0] for i in bucket], self.pad_id)
                 where = torch.as_tensor([examples[i][1] for i in bucket], device=self.device)
-                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+                logits = self.model(ids.to(self.device), mask.to(self.device))
                 picked = logits[torch.arange(len(bucket), device=self.device), where]
                 values = torch.softmax(picked, -1) if probability or self.output != "logit" else picked
                 chosen = values[torch.arange(len(bucket)), torch.as_tensor([targets[i] for i in bucket])]
@@ -170,11 +171,10 @@ class TokenIG:
 def _words(
     words: Sequence[str], word_ids: Sequence[int | None], piece_scores: np.ndarray
 ) -> tuple[list[str], np.ndarray, list[list[int]]]:
-    """Sum piece scores into the words that kept at least one piece (sign kept, special tokens dropped)."""
-    positions: dict[int, list[int]] = {}
+    """Sum piece scores into every word of the sentence (a word with no piece, cut or empty, scores 0)."""
+    positions: list[list[int]] = [[] for _ in words]
     for position, word in enumerate(word_ids):
         if word is not None:
-            positions.setdefault(word, []).append(position)
-    kept = sorted(positions)
-    scores = np.array([float(piece_scores[positions[w]].sum()) for w in kept])
-    return [words[w] for w in kept], scores, [positions[w] for w in kept]
+            positions[word].append(position)
+    scores = np.array([float(piece_scores[p].sum()) if p else 0.0 for p in positions])
+    return list(words), scores, positions

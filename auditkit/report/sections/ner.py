@@ -7,10 +7,12 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from auditkit.ner.explain_audit import TokenExplainResult
 from auditkit.ner.fairness import TokenFairnessResult
 from auditkit.ner.performance import TokenPerformanceResult
+from auditkit.ner.privacy_audit import TokenPrivacyResult
 from auditkit.report.format import interval, number
-from auditkit.report.sections.base import TYPE_BUILDERS, Section, Table, figure_json
+from auditkit.report.sections.base import TYPE_BUILDERS, Heatmap, Section, Table, figure_json
 from auditkit.results import AuditorResult, GateResult
 
 
@@ -212,5 +214,131 @@ def _whiskers(values: list[Any], cis: list[Any]) -> dict[str, Any]:
     }
 
 
+def _colour(score: float, scale: float) -> str:
+    alpha = min(1.0, abs(score) / scale) * 0.85 if scale > 0 else 0.0
+    return f"rgba(35, 140, 60, {alpha:.3f})" if score >= 0 else f"rgba(200, 40, 40, {alpha:.3f})"
+
+
+def token_heatmap(record: dict[str, Any]) -> Heatmap:
+    """The sentence's words coloured by attribution; the explained word is bracketed and labelled."""
+    tokens = record["tokens"]
+    scale = max((abs(t["score"]) for i, t in enumerate(tokens) if i != record["position"]), default=0.0)
+    pieces: list[tuple[str, str | None, str]] = []
+    for i, t in enumerate(tokens):
+        if i:
+            pieces.append((" ", None, ""))
+        if i == record["position"]:
+            pieces.append(
+                (
+                    f"[{t['token']}]",
+                    "rgba(60, 90, 200, 0.35)",
+                    f"explained word, tagged {record['tag']}; its own attribution {t['score']:+.4g}",
+                )
+            )
+        else:
+            pieces.append((t["token"], _colour(t["score"], scale), f"{t['score']:+.4g}"))
+    label = (
+        f"{record['id']} · word {record['position'] + 1} tagged {record['tag']} · F(x) − F(baseline) = "
+        f"{record['f_input'] - record['f_baseline']:+.4g} · {record['steps']} steps · "
+        f"relative error {record['delta']:.2g}"
+    )
+    return Heatmap(label, pieces)
+
+
+def token_explain_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
+    s = result.summary()
+    f, d = s["faithfulness"], s["relative_delta"]
+    tables = [
+        Table(
+            ["measure", "value"],
+            [
+                ["explained words", s["n_examples"]],
+                ["mean steps", number(s["steps"]["mean"])],
+                ["median relative completeness error", number(d["median"])],
+                [f"share above tolerance {s['tolerance']:g}", number(d["share_above_tolerance"])],
+                [
+                    "comprehensiveness AOPC (random)",
+                    f"{number(f['comprehensiveness_aopc'])} ({number(f['random_comprehensiveness_aopc'])})",
+                ],
+                [
+                    "sufficiency AOPC (random)",
+                    f"{number(f['sufficiency_aopc'])} ({number(f['random_sufficiency_aopc'])})",
+                ],
+            ],
+            caption="Integrated gradients for one word's predicted tag per sentence (explained word never erased)",
+        )
+    ]
+    for kind, rows in s["context_words_by_type"].items():
+        tables.append(
+            Table(
+                ["context word", "mean attribution", "count"],
+                [[r["token"], r["mean_attribution"], r["count"]] for r in rows],
+                caption=f"Context words that most drive '{kind}' tags",
+            )
+        )
+    return Section(
+        key=name, title="Explanations (entities)", tables=tables, heatmaps=[token_heatmap(r) for r in s["examples"]]
+    )
+
+
+def token_privacy_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
+    s = result.summary()
+    rows = []
+    for run in [*s["runs"], s["non_private"]]:
+        m, mia = run["metrics"], run["mia"]
+        eps = "non-private" if run["target_epsilon"] is None else f"{run['target_epsilon']:g}"
+        rows.append(
+            [
+                eps,
+                number(run["epsilon"]),
+                number(run["noise_multiplier"]),
+                run["steps"],
+                number(m["entity_f1"]),
+                interval(m["ci"].get("f1")),
+                number(mia["auc"]),
+                number(mia["epsilon_lower_bound"]),
+                number(mia["epsilon_lower_bound_ceiling"]),
+            ]
+        )
+    audited = s["audited_model"]["mia"]
+    return Section(
+        key=name,
+        title="Privacy (entities)",
+        intro=f"Trained: {s['trained']}; delta {number(s['delta'])}. A sentence is one example.",
+        tables=[
+            Table(
+                [
+                    "target ε",
+                    "accounted ε",
+                    "noise",
+                    "steps",
+                    "entity F1",
+                    "95% CI",
+                    "MIA AUC",
+                    "ε lower bound",
+                    "bound ceiling",
+                ],
+                rows,
+                caption="DP runs and the non-private reference",
+            ),
+            Table(
+                ["model", "MIA AUC", "ε lower bound", "members", "non-members"],
+                [
+                    [
+                        "audited",
+                        number(audited["auc"]),
+                        number(audited["epsilon_lower_bound"]),
+                        audited["n_members"],
+                        audited["n_nonmembers"],
+                    ]
+                ],
+                caption="Sentence-level loss-threshold membership inference on the audited model",
+            ),
+        ],
+    )
+
+
+TYPE_BUILDERS[TokenPrivacyResult] = token_privacy_section
+TYPE_BUILDERS[TokenExplainResult] = token_explain_section
 TYPE_BUILDERS[TokenPerformanceResult] = token_performance_section
 TYPE_BUILDERS[TokenFairnessResult] = token_fairness_section
