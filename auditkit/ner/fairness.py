@@ -31,6 +31,7 @@ class NameProbe(StrictModel):
     templates: Path | None = Field(None, description="Your own templates (one per line, one {name} word each).")
     person_type: str = Field("person", description="The entity type the model uses for people, e.g. PER.")
     min_names: int = Field(10, ge=1, description="Groups with fewer names are reported but not compared.")
+    n_templates: int | None = Field(None, ge=1, description="Use only the first N templates (cost: names x N).")
 
 
 class TokenFairnessResult(AuditorResult):
@@ -72,7 +73,7 @@ def run_probe(
 ) -> dict[str, Any]:
     """Fill every template with every name, tag the sentences, and report recall per group."""
     names, groups = load_names(base / probe.names, probe.group_column, probe.name_column)
-    templates = load_templates(base / probe.templates if probe.templates else None)
+    templates = load_templates(base / probe.templates if probe.templates else None)[: probe.n_templates]
     probe_set = ProbeSet(templates, names, groups)
     hits = recognised(probe_set, tag(probe_set.sentences), probe.person_type)
     report = probe_report(probe_set, hits, n_boot=n_boot, confidence=confidence, seed=seed, min_names=probe.min_names)
