@@ -134,3 +134,14 @@ def test_integrated_gradients_for_one_word_tag_is_complete(biased_model):
     with torch.no_grad():
         logits = model(input_ids=torch.tensor(pieces.input_ids[:1])).logits[0]
     assert found[0].f_input == pytest.approx(float(logits[pieces.first_piece[0][positions[0]], targets[0]]), rel=1e-5)
+
+
+def test_a_model_sharing_no_entity_type_with_the_data_is_refused(tiny_base, tmp_path):
+    from auditkit.adapters.hf_token import HfTokenAdapter, HfTokenConfig
+    from auditkit.config import DataConfig
+
+    data = tmp_path / "d.conll"
+    data.write_text("Acme B-ORG\nsells O\n", encoding="utf-8")
+    config = HfTokenConfig(adapter="hf-token", path=tiny_base)
+    with pytest.raises(AuditError, match=r"share none with the data's \(ORG\)"):
+        HfTokenAdapter.load(config, DataConfig(task="token-classification", path=data))

@@ -19,6 +19,7 @@ from auditkit.adapters.capabilities import TokenAttributable, TokenRetrainable
 from auditkit.adapters.hf_text import resolve_base
 from auditkit.config import DataConfig, ModelConfigBase, StrictModel
 from auditkit.errors import AuditError
+from auditkit.ner.data import entity_types_of
 from auditkit.ner.model import fine_tune, model_types, open_token_classifier
 from auditkit.ner.predictions import TokenPredictions
 from auditkit.ner.privacy import per_sentence_loss
@@ -72,7 +73,9 @@ class HfTokenAdapter(ModelAdapter, TokenAttributable, TokenRetrainable):
     def load(cls, config: HfTokenConfig, data_config: DataConfig) -> HfTokenAdapter:  # type: ignore[override]
         path = Path(config.path)
         tokenizer, model = open_token_classifier(path, "model.path")
-        return cls(config, path, tokenizer, model)
+        adapter = cls(config, path, tokenizer, model)
+        adapter.check_types(tuple(entity_types_of(data_config)))
+        return adapter
 
     @classmethod
     def build(  # type: ignore[override]
