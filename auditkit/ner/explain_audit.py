@@ -25,6 +25,8 @@ class TokenExplainResult(AuditorResult):
     steps: dict[str, Any]
     relative_delta: dict[str, float]
     context_words_by_type: dict[str, list[dict[str, Any]]]
+    top_tokens: list[dict[str, Any]]  # context words over every type
+    protected_attribution_share: dict[str, float] = {}  # not computed for token classification yet
     faithfulness: dict[str, Any]
     records: list[dict[str, Any]]
 
@@ -104,6 +106,7 @@ def token_explain(context: Any, settings: Any) -> TokenExplainResult:
             "share_above_tolerance": float((deltas > settings.tolerance).mean()),
         },
         context_words_by_type=_context_words(attributions, chosen, settings.top_k),
+        top_tokens=_context_words(attributions, [(s, w, "any") for s, w, _ in chosen], settings.top_k).get("any", []),
         faithfulness={
             "comprehensiveness_aopc": faith.comprehensiveness_aopc,
             "sufficiency_aopc": faith.sufficiency_aopc,

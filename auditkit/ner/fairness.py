@@ -143,7 +143,14 @@ def counterfactual(
     edited = [(i, swap_words(words, swap)) for i, words in enumerate(p.tokens)]
     edited = [(i, words) for i, words in edited if words != p.tokens[i]]
     if not edited:
-        return {"n": 0, "flip_rate": None, "flip_rate_reason": "the swap changes no test sentence", "ci": {}}
+        return {
+            "n": 0,
+            "flip_rate": None,
+            "flip_rate_reason": "the swap changes no test sentence",
+            "mean_abs_score_change": None,
+            "mean_abs_score_change_reason": "token classification: the flip rate counts changed entities",
+            "ci": {},
+        }
     swapped_tags = tag([words for _, words in edited])
     changed = np.array(
         [set(spans(new)) != set(spans(p.y_pred[i])) for (i, _), new in zip(edited, swapped_tags, strict=True)],
@@ -163,6 +170,8 @@ def counterfactual(
     ][:5]
     return {
         "n": len(edited),
+        "mean_abs_score_change": None,
+        "mean_abs_score_change_reason": "token classification: the flip rate counts changed entities",
         "flip_rate": float(changed.mean()),
         "ci": {"flip_rate": list(interval) if interval else None},
         "examples": examples,

@@ -45,7 +45,11 @@ def metric_ids(entity_types: list[str] | None) -> set[str]:
 
 def token_performance(p: TokenPredictions, *, n_boot: int, confidence: float, seed: int) -> TokenPerformanceResult:
     report = entity_report(count_entities(p.y_true, p.y_pred), n_boot, confidence, seed)
-    report["metrics"]["n_truncated"] = p.n_truncated
+    m = report["metrics"]
+    m["n_truncated"] = p.n_truncated
+    # The contract's minimum keys: n (sentences), accuracy (per word, as seqeval's accuracy_score), roc_auc.
+    m["n"], m["accuracy"] = m["n_sentences"], m["token_accuracy"]
+    m["roc_auc"], m["roc_auc_reason"] = None, "not defined for token classification (many tags per sentence)"
     return TokenPerformanceResult(
         metrics=report["metrics"],
         ci=report["ci"],

@@ -112,9 +112,11 @@ def token_privacy(context: Any, settings: Any) -> TokenPrivacyResult:
             "accountant": settings.accountant if target is not None else None,
             "epochs": settings.epochs,
             "seconds": round(outcome.seconds, 2),
+            "by_group": {},  # per-group results of token runs: not computed yet
             "metrics": {
                 "entity_f1": report["metrics"]["f1"],
                 "token_accuracy": report["metrics"]["token_accuracy"],
+                "accuracy": report["metrics"]["token_accuracy"],
                 "ci": {"f1": report["ci"]["f1"]},
             },
             "mia": _attack(train_loss, test_loss, delta, rng),
