@@ -67,11 +67,10 @@ def run(
 
     result, out_dir = _guarded(debug, action)
     if not quiet:
+        from auditkit.report.format import headline
+
         failed = [g.id for g in result.gates if g.blocks]
-        typer.echo(
-            f"{result.verdict.upper()}: {len(result.gates)} gates, {len(failed)} blocking"
-            + (f" ({', '.join(failed)})" if failed else "")
-        )
+        typer.echo(headline(result) + (f"; blocking: {', '.join(failed)}" if failed else ""))
         typer.echo(f"report: {out_dir / 'report.html'}")
     raise typer.Exit(result.exit_code)
 

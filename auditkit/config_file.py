@@ -7,6 +7,7 @@ an unknown key suggests the closest valid one.
 from __future__ import annotations
 
 import difflib
+import itertools
 import types
 import typing
 from pathlib import Path
@@ -188,8 +189,23 @@ def _check_cross_references(config: AuditConfigBase, path: Path, lines: dict[Loc
         settings = getattr(config.auditors, gate.auditor)
         known = auditors[gate.auditor].metric_ids(settings, config)
         if gate.metric not in known:
-            close = difflib.get_close_matches(gate.metric, sorted(known), n=1, cutoff=0.6)
+            close = _reordered(gate.metric, known) or difflib.get_close_matches(
+                gate.metric, sorted(known), n=1, cutoff=0.6
+            )
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise AuditError(
                 f"{_where(path, lines, loc)}: 'gates[{index}].metric': unknown metric '{gate.metric}'{hint}"
             )
+
+
+def _reordered(metric: str, known: set[str]) -> list[str]:
+    """The known id whose intersection names the same features in another order (``sex*race`` for
+    ``race*sex``): edit distance would suggest a single feature instead."""
+    head, bracket, rest = metric.partition("[")
+    features = rest[:-1].split("|")[0].split("*") if bracket and rest.endswith("]") else []
+    if len(features) < 2:
+        return []
+    tail = rest[:-1][len("*".join(features)) :]
+    return sorted(
+        m for order in itertools.permutations(features) if (m := f"{head}[{'*'.join(order)}{tail}]") in known
+    )[:1]

@@ -2,7 +2,8 @@
 
 With an interval, a gate passes only when the whole interval meets the threshold, fails
 only when none of it does, and is ``inconclusive`` when the interval straddles it; a
-missing value is always inconclusive, never a silent pass.
+missing value is always inconclusive, never a silent pass. A verdict never contradicts its own
+estimate: an estimate on one side with its whole interval on the other is inconclusive, with why.
 """
 
 from __future__ import annotations
@@ -37,18 +38,38 @@ def evaluate_gate(gate: GateConfig, metric: MetricValue | None) -> GateResult:
         source=gate.source,
         on_inconclusive=gate.on_inconclusive,
         reason=reason,
+        left_out=metric.left_out,
     )
 
 
+def status_counts(gates: Sequence[GateResult]) -> dict[str, int]:
+    """How many gates passed, failed and were inconclusive (blocking or not): the verdict's headline."""
+    inconclusive = [g for g in gates if g.status == "inconclusive"]
+    return {
+        "passed": sum(g.status == "pass" for g in gates),
+        "failed": sum(g.status == "fail" for g in gates),
+        "inconclusive": len(inconclusive),
+        "inconclusive_blocking": sum(g.blocks for g in inconclusive),
+    }
+
+
 def _status(gate: GateConfig, metric: MetricValue) -> tuple[str, str | None]:
-    if metric.value is None:
+    if metric.value is None or metric.undecided:
         return "inconclusive", metric.reason
     ok = OPS[gate.op]
     if metric.ci is None:
-        return ("pass" if ok(metric.value, gate.threshold) else "fail"), None
+        return ("pass" if ok(metric.value, gate.threshold) else "fail"), metric.reason
     low, high = metric.ci
+    estimate = "meets" if ok(metric.value, gate.threshold) else "misses"
     if ok(low, gate.threshold) and ok(high, gate.threshold):
-        return "pass", None
-    if not ok(low, gate.threshold) and not ok(high, gate.threshold):
-        return "fail", None
-    return "inconclusive", f"the 95% interval [{low:.4g}, {high:.4g}] straddles the threshold {gate.threshold:g}"
+        status = "pass"
+    elif not ok(low, gate.threshold) and not ok(high, gate.threshold):
+        status = "fail"
+    else:
+        return "inconclusive", f"the 95% interval [{low:.4g}, {high:.4g}] straddles the threshold {gate.threshold:g}"
+    if (status == "pass") != (estimate == "meets"):
+        return "inconclusive", (
+            f"the estimate {metric.value:.4g} {estimate} the threshold {gate.threshold:g} but its 95% interval "
+            f"[{low:.4g}, {high:.4g}] lies on the other side" + (f" ({metric.reason})" if metric.reason else "")
+        )
+    return status, metric.reason

@@ -18,12 +18,14 @@ class MetricValue:
     value: float | None
     ci: tuple[float, float] | None = None
     reason: str | None = None
+    left_out: tuple[str, ...] = ()  # groups the comparison behind this value did not include
+    undecided: bool = False  # the value is shown but may not decide a gate; ``reason`` says why
 
     def __post_init__(self) -> None:
         if self.value is not None and not math.isfinite(self.value):
             raise ValueError("a metric value must be finite; use value=None with a reason")
-        if self.value is None and not self.reason:
-            raise ValueError("a missing metric value needs a reason")
+        if (self.value is None or self.undecided) and not self.reason:
+            raise ValueError("a missing or undecided metric value needs a reason")
 
 
 class AuditorResult(BaseModel):
@@ -70,6 +72,7 @@ class GateResult:
     on_inconclusive: str
     reason: str | None = None
     baseline: BaselineComparison | None = None
+    left_out: tuple[str, ...] = ()  # groups the metric's comparison left out (too small)
 
     @property
     def blocks(self) -> bool:

@@ -105,10 +105,14 @@ def test_failing_gate_exits_1_and_is_reported(workspace):
     ]
     write_config(workspace, config)
     out = workspace / "out"
-    result = run(workspace, "--out", str(out))
+    result = CliRunner().invoke(app, ["run", str(workspace / "audit.yaml"), "--out", str(out)])  # not --quiet
     assert result.exit_code == 1
+    headline = "FAIL (1 passed, 1 failed)"
+    assert result.stdout.splitlines()[0] == f"{headline}; blocking: performance.accuracy"
     summary = strict_json(out / "summary.json")
-    assert summary["verdict"] == "fail"
+    assert summary["verdict"] == "fail" and summary["verdict_text"] == headline
+    assert headline in (out / "summary.md").read_text().splitlines()[0]
+    assert f"Verdict: {headline}" in (out / "report.html").read_text()
     assert [g["status"] for g in summary["gates"]] == ["fail", "pass"]
     suite = ET.parse(out / "junit.xml").getroot().find("testsuite")
     cases = suite.findall("testcase")
@@ -181,11 +185,18 @@ def test_tabular_adapter_through_the_cli(tmp_path, credit_frame):
         "path": "models/mlp",
         "build": {"epochs": 30, "features": ["age", "amount", "purpose", "sex"]},
     }
+    config["auditors"]["explain"] = {"n_examples": 8, "protected_words": {"sex": {"words": ["sex", "female"]}}}
     write_config(tmp_path, config)
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["run", str(tmp_path / "audit.yaml"), "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.stderr
-    assert strict_json(out / "summary.json")["auditors"]["performance"]["metrics"]["accuracy"] > 0.75
+    summary = strict_json(out / "summary.json")
+    assert summary["auditors"]["performance"]["metrics"]["accuracy"] > 0.75
+    explain = summary["auditors"]["explain"]
+    assert explain["units"] == "features" and explain["baseline"] == "mean_training_encoding"
+    assert explain["protected_words_missing"] == {}
+    glossary = (out / "report.html").read_text().split('id="glossary"')[1]
+    assert "mean of the training rows" in glossary and "PAD" not in glossary and "each word" not in glossary
 
 
 def test_validate_checks_without_running(workspace):

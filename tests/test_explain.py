@@ -15,7 +15,7 @@ from auditkit.cli import app
 from auditkit.config import DataConfig
 from auditkit.explain.common import STEP_SCHEDULE, Attribution, adaptive_steps, length_buckets
 from auditkit.explain.text_ig import TextIG
-from auditkit.explain.views import ProtectedTerms, protected_shares, top_units
+from auditkit.explain.views import ProtectedTerms, protected_shares, top_units, unmatched_terms
 from auditkit.progress import SILENT
 from tests.conftest import PURPOSES, TEMPLATE, base_config, write_config
 
@@ -131,6 +131,27 @@ def test_protected_share_known_answer():
     assert protected_shares([tabular], [None], ProtectedTerms(words=["sex"]))[0] == pytest.approx(0.25)
 
 
+def test_a_protected_word_the_tokenizer_splits_is_matched_on_the_text(adapter):
+    text = "An African-American applicant asks for 500 DM; african american, not Africans."
+    a = TextIG(adapter).attribute(["x"], [text], [1], None, 1.0, SILENT, schedule=[16])[0]
+    assert "African-American" not in a.units and {"African", "-", "American"} <= set(a.units)
+    terms = ProtectedTerms(words=["African-American", "african american", "Africa", "Latino"])
+    flagged = [u for u, f in zip(a.units, terms.mask(a, text), strict=True) if f]
+    assert flagged == ["African", "-", "American", "african", "american"]  # never "Africans", a longer word
+    magnitude = np.abs(a.scores)
+    expected = magnitude[[i for i, u in enumerate(a.units[:6]) if u in ("African", "-", "American")]].sum()
+    expected += magnitude[[i for i, u in enumerate(a.units) if u in ("african", "american")]].sum()
+    assert protected_shares([a], [text], terms)[0] == pytest.approx(expected / magnitude.sum())
+    assert unmatched_terms([a], [text], terms) == ["Africa", "Latino"]
+
+
+def test_unmatched_terms_for_tabular_units():
+    tabular = unit(["sex=female", "age_group=under 25"], [0.5, -1.5])
+    terms = ProtectedTerms(words=["female", "male"], patterns=[r"under \d+", "over"])
+    assert terms.mask(tabular, None).tolist() == [True, True]
+    assert unmatched_terms([tabular], [None], terms) == ["male", "over"]
+
+
 def test_top_units_are_signed_toward_the_favourable_label():
     a = unit(["good", "bad"], [1.0, -1.0])
     b = unit(["good", "bad"], [-2.0, 2.0])  # explains the negative label: signs flip
@@ -157,7 +178,10 @@ def test_explain_auditor_through_the_cli(tmp_path, credit_frame, trained_tiny_be
     config["auditors"]["explain"] = {
         "n_examples": 12,
         "ids": [wanted],
-        "protected_words": {"sex": {"words": ["male", "female"]}, "age_group": {"patterns": [r"\d+ year old"]}},
+        "protected_words": {
+            "sex": {"words": ["male", "female", "nonbinary"]},
+            "age_group": {"patterns": [r"\d+ year old"]},
+        },
     }
     config["gates"] = [{"metric": "explain.protected_attribution_share[sex]", "op": "<=", "threshold": 0.5}]
     write_config(tmp_path, config)
@@ -177,7 +201,11 @@ def test_explain_auditor_through_the_cli(tmp_path, credit_frame, trained_tiny_be
     assert 0 <= explain["protected_attribution_share"]["sex"] <= 1
     assert set(explain["protected_attribution_share_by_group"]["sex"]) <= {"male", "female"}
     assert explain["top_tokens"] and "token" in explain["top_tokens"][0]
-    assert "attribution-heatmap" in (out / "report.html").read_text()
+    assert explain["protected_words_missing"] == {"sex": ["nonbinary"]}
+    assert explain["units"] == "words" and explain["baseline"] == "pad"
+    html = (out / "report.html").read_text()
+    assert "attribution-heatmap" in html and "&#39;nonbinary&#39; matched no attributed word" in html
+    assert "PAD tokens" in html
 
 
 def test_explain_config_checks(workspace):

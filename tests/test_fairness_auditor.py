@@ -122,6 +122,18 @@ def test_bad_fairness_settings_are_user_errors(workspace, settings, message):
     assert result.exit_code == 2 and message in result.stderr and result.stderr.count("\n") == 1
 
 
+def test_a_reversed_intersection_suggests_the_configured_order(tmp_path):
+    from auditkit.config_file import load_config
+    from auditkit.errors import AuditError
+    from tests.conftest import base_config
+
+    config = base_config("d.csv", "m")
+    config["auditors"]["fairness"] = {"intersections": [["sex", "age_group"]]}
+    config["gates"] = [{"metric": "fairness.demographic_parity_ratio[age_group*sex]", "op": ">=", "threshold": 0.8}]
+    with pytest.raises(AuditError, match=r"did you mean 'fairness.demographic_parity_ratio\[sex\*age_group\]'"):
+        load_config(write_config(tmp_path, config))
+
+
 def test_counterfactual_needs_text(workspace):
     config = configure(workspace, counterfactual=SWAPS)
     del config["data"]["text"]

@@ -50,3 +50,20 @@ def test_nan_cannot_become_a_metric():
         MetricValue(float("nan"))
     with pytest.raises(ValueError):
         MetricValue(None)
+
+
+@pytest.mark.parametrize(("op", "value", "ci"), [("<=", 0.0145, (0.018, 0.289)), (">=", 0.79, (0.81, 0.9))])
+def test_verdict_never_contradicts_its_estimate(op, value, ci):
+    # Seen in the wild: a largest-difference estimate under the threshold with an interval above it.
+    result = evaluate_gate(gate(op, threshold=0.016 if op == "<=" else 0.8), MetricValue(value, ci))
+    assert result.status == "inconclusive"
+    assert "estimate" in result.reason and "other side" in result.reason
+
+
+def test_undecided_value_is_inconclusive_and_names_left_out_groups():
+    metric = MetricValue(0.9, (0.85, 0.95), reason="groups left out", left_out=("f*young",), undecided=True)
+    result = evaluate_gate(gate(), metric)
+    assert result.status == "inconclusive" and result.reason == "groups left out"
+    assert result.left_out == ("f*young",)
+    with pytest.raises(ValueError):
+        MetricValue(0.9, undecided=True)

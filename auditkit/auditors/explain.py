@@ -16,7 +16,7 @@ from auditkit.explain import tabular_ig, text_ig  # noqa: F401  (the built-in en
 from auditkit.explain.common import STEP_SCHEDULE, Attribution
 from auditkit.explain.engines import EngineOptions, engine_for
 from auditkit.explain.faithfulness import faithfulness
-from auditkit.explain.views import ProtectedTerms, protected_shares, top_units
+from auditkit.explain.views import ProtectedTerms, protected_shares, top_units, unmatched_terms
 from auditkit.ner.explain_audit import token_explain
 from auditkit.results import AuditorResult, MetricValue
 from auditkit.stats.intervals import bootstrap_means, percentile_interval
@@ -79,7 +79,11 @@ class ExplainResult(AuditorResult):
     protected_attribution_share: dict[str, float]
     protected_attribution_share_ci: dict[str, list[float] | None]
     protected_attribution_share_by_group: dict[str, dict[str, float]]
+    # Listed words / patterns that matched no attributed unit: a share of 0 there means "absent", not "ignored".
+    protected_words_missing: dict[str, list[str]] = Field(default_factory=dict)
     faithfulness: dict[str, Any]
+    units: Literal["words", "features"] = "words"  # what the attributions are over
+    baseline: str = "pad"  # the IG baseline: a text of this special token, or the mean training encoding
     _records: list[dict[str, Any]] = PrivateAttr(default_factory=list)
 
     def attribution_records(self) -> list[dict[str, Any]]:
@@ -171,6 +175,7 @@ class ExplainAuditor(Auditor[ExplainSettings]):
         engine = engine_cls.create(adapter, context.data, options)
         attributions, texts = engine.explain(test, chosen, targets, f_inputs, s.tolerance, context.progress, s.schedule)
         result = self._summarise(context, chosen, attributions, texts, label, engine, rng, full)
+        result.units, result.baseline = engine.units, engine.baseline_name
         result._records = [_record(a, t) for a, t in zip(attributions, texts, strict=True)]
         return result
 
@@ -205,10 +210,12 @@ class ExplainAuditor(Auditor[ExplainSettings]):
         steps = np.array([a.steps for a in attributions])
         deltas = np.array([a.relative_delta for a in attributions])
         positive, negative = top_units(attributions, list(label == 1), s.top_k, s.min_count)
-        shares, share_ci, by_group = {}, {}, {}
+        shares, share_ci, by_group, missing = {}, {}, {}, {}
         frame = context.data.test.frame.iloc[chosen]
         for feature, terms in s.protected_words.items():
             per_example = protected_shares(attributions, texts, terms)
+            if unmatched := unmatched_terms(attributions, texts, terms):
+                missing[feature] = unmatched
             shares[feature] = float(per_example.mean())
             interval, _ = percentile_interval(bootstrap_means(per_example[:, None], s.n_boot, rng)[:, 0], 0.95)
             share_ci[feature] = list(interval) if interval else None
@@ -237,6 +244,7 @@ class ExplainAuditor(Auditor[ExplainSettings]):
             protected_attribution_share=shares,
             protected_attribution_share_ci=share_ci,
             protected_attribution_share_by_group=by_group,
+            protected_words_missing=missing,
             faithfulness={
                 "comprehensiveness_aopc": faith.comprehensiveness_aopc,
                 "sufficiency_aopc": faith.sufficiency_aopc,

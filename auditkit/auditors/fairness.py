@@ -32,6 +32,11 @@ class FairnessSettings(StrictModel):
     min_class_size: int = Field(
         10, ge=1, description="Fewest positives (TPR, FNR), negatives (FPR) or predicted positives (precision)."
     )
+    small_groups: Literal["inconclusive", "exclude"] = Field(
+        "inconclusive",
+        description="A gate on a slice whose comparison left out small groups is inconclusive, "
+        "or (exclude) gates on the groups compared; either way the gate names the groups left out.",
+    )
     counterfactual: dict[str, TextSwap] = Field(
         default_factory=dict, description="Named text edits, e.g. gender: {pairs: [[male, female]]}."
     )
@@ -75,6 +80,7 @@ class FairnessResult(AuditorResult):
     n_boot: int
     min_group_size: int
     min_class_size: int
+    small_groups: str = "inconclusive"
     by_group: dict[str, dict[str, dict[str, Any]]]
     disparities: dict[str, dict[str, Any]]
     counterfactual: dict[str, SwapResult]
@@ -85,14 +91,36 @@ class FairnessResult(AuditorResult):
         for name, values in self.disparities.items():
             for metric in DISPARITIES:
                 ci = values["ci"].get(metric)
+                reason = values.get(f"{metric}_reason")
+                compared = set(values["groups_compared"][metric])
+                left_out = tuple(g for g in self.by_group[name] if g not in compared)
+                undecided = bool(left_out) and values[metric] is not None and self.small_groups == "inconclusive"
+                if left_out and values[metric] is not None:
+                    reason = self._left_out_reason(name, metric, left_out, undecided) + (
+                        f"; {reason}" if reason else ""
+                    )
                 out[f"{metric}[{name}]"] = MetricValue(
-                    values[metric], tuple(ci) if ci else None, values.get(f"{metric}_reason")
+                    values[metric], tuple(ci) if ci else None, reason, left_out, undecided
                 )
         for name, swap in self.counterfactual.items():
             for metric, key in zip(COUNTERFACTUAL_METRICS, ("flip_rate", "mean_abs_score_change"), strict=True):
                 ci = swap.ci.get(key)
                 out[f"{metric}[{name}]"] = MetricValue(getattr(swap, key), tuple(ci) if ci else None, swap.reason)
         return out
+
+    def _left_out_reason(self, name: str, metric: str, left_out: tuple[str, ...], undecided: bool) -> str:
+        needed = DISPARITIES[metric][0]
+        why = []
+        for group in left_out:
+            insufficient = self.by_group[name][group].get("insufficient", {})
+            because = insufficient.get("all") or "; ".join(insufficient[r] for r in needed if r in insufficient)
+            why.append(f"'{group}' ({because})" if because else f"'{group}'")
+        text = f"compares {len(self.by_group[name]) - len(left_out)} of {len(self.by_group[name])} groups; " + (
+            f"left out as too small: {', '.join(why)}"
+        )
+        if undecided:
+            text += "; set auditors.fairness.small_groups: exclude to gate on the groups compared"
+        return text
 
 
 def slice_summary(report: SliceReport) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -188,6 +216,7 @@ class FairnessAuditor(Auditor[FairnessSettings]):
             n_boot=s.n_boot,
             min_group_size=s.min_group_size,
             min_class_size=s.min_class_size,
+            small_groups=s.small_groups,
             by_group=by_group,
             disparities=disparities,
             counterfactual=counterfactual,

@@ -38,6 +38,8 @@ class Engine(Protocol):
     """What the explain auditor needs from an engine."""
 
     method: str  # named in the report, e.g. "integrated_gradients"
+    units: str  # what attributions are over: "words" or "features"
+    baseline_name: str  # the baseline in the report: "pad", "mask", "unk", "mean_training_encoding", ...
 
     @classmethod
     def create(cls, adapter: Any, data: AuditData, options: EngineOptions) -> Engine: ...

@@ -32,6 +32,8 @@ from auditkit.progress import ProgressReporter
 @register_engine(TabularAttributable)
 class TabularIG:
     method = "integrated_gradients"
+    units = "features"
+    baseline_name = "mean_training_encoding"
 
     def __init__(
         self,

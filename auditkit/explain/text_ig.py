@@ -35,6 +35,7 @@ from auditkit.tokens import EncodedText, pad
 @register_engine(TextAttributable)
 class TextIG:
     method = "integrated_gradients"
+    units = "words"
 
     def __init__(
         self,
@@ -56,6 +57,7 @@ class TextIG:
         if token is None:
             raise ValueError(f"the tokenizer has no {baseline_token} token")
         self.baseline_id = int(token)
+        self.baseline_name = baseline_token
         self.pad_id = int(adapter.token_id("pad") or 0)
         self.lig = LayerIntegratedGradients(self._forward, adapter.embedding_layer())
 

@@ -15,7 +15,12 @@ from auditkit.explain.common import Attribution
 
 
 class ProtectedTerms(StrictModel):
-    """Words that name a sensitive attribute: exact words (any case) and text patterns."""
+    """Words that name a sensitive attribute: exact words (any case) and text patterns.
+
+    In a text both are matched on the original characters, not on the tokenizer's words: a word the
+    tokenizer splits (``African-American`` -> ``African``, ``-``, ``American``) covers every unit whose
+    span overlaps it. Tabular units read ``feature=value``: a word matches either part, a pattern the unit.
+    """
 
     words: list[str] = Field(default_factory=list, description="e.g. [male, female, man, woman]")
     patterns: list[str] = Field(
@@ -24,23 +29,47 @@ class ProtectedTerms(StrictModel):
     )
 
     @cached_property
-    def _words(self) -> set[str]:
-        return {w.lower() for w in self.words}
+    def _terms(self) -> dict[str, re.Pattern[str]]:
+        """Each listed word or pattern, compiled; a word matches whole, never inside a longer word."""
+        terms = {w: re.compile(rf"(?<!\w){re.escape(w)}(?!\w)", re.IGNORECASE) for w in self.words}
+        return terms | {p: re.compile(p, re.IGNORECASE) for p in self.patterns}
 
-    def mask(self, attribution: Attribution, text: str | None) -> np.ndarray:
-        """Which units of this example name the attribute."""
-        # A tabular unit reads "feature=value": either part may name the attribute.
-        flags = np.array(
-            [any(part in self._words for part in {u.lower(), *u.lower().split("=", 1)}) for u in attribution.units],
-            dtype=bool,
-        )
-        if self.patterns and text is not None and attribution.spans is not None:
-            for pattern in self.patterns:
-                for match in re.finditer(pattern, text, flags=re.IGNORECASE):
+    def term_masks(self, attribution: Attribution, text: str | None) -> dict[str, np.ndarray]:
+        """For each listed word or pattern, which units of this example it covers."""
+        out = {}
+        for term, regex in self._terms.items():
+            flags = np.zeros(len(attribution.units), dtype=bool)
+            if text is not None and attribution.spans is not None:
+                for match in regex.finditer(text):
                     for k, (start, end) in enumerate(attribution.spans):
                         if start < match.end() and end > match.start():
                             flags[k] = True
+            elif text is None:
+                for k, unit in enumerate(attribution.units):
+                    parts = {unit, *unit.split("=", 1)}
+                    flags[k] = (
+                        any(regex.fullmatch(part) for part in parts) if term in self.words else bool(regex.search(unit))
+                    )
+            out[term] = flags
+        return out
+
+    def mask(self, attribution: Attribution, text: str | None) -> np.ndarray:
+        """Which units of this example name the attribute."""
+        flags = np.zeros(len(attribution.units), dtype=bool)
+        for term_flags in self.term_masks(attribution, text).values():
+            flags |= term_flags
         return flags
+
+
+def unmatched_terms(
+    attributions: Sequence[Attribution], texts: Sequence[str | None], terms: ProtectedTerms
+) -> list[str]:
+    """Listed words and patterns that cover no attributed unit of any explained example: their share
+    is 0 because they never occur (or were cut off), not because the model ignores them."""
+    seen: set[str] = set()
+    for a, text in zip(attributions, texts, strict=True):
+        seen |= {term for term, flags in terms.term_masks(a, text).items() if flags.any()}
+    return [term for term in [*terms.words, *terms.patterns] if term not in seen]
 
 
 def protected_shares(

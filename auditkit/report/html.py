@@ -15,7 +15,7 @@ import jinja2
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
-from auditkit.report.format import describe_baseline, describe_gate, interval, number
+from auditkit.report.format import describe_baseline, describe_gate, headline, interval, number
 from auditkit.report.sections import build_section
 from auditkit.results import AuditResult
 
@@ -36,8 +36,7 @@ GLOSSARY = {
     "positives (min_class_size) for a rate: reported, but left out of the comparisons.",
     "counterfactual flip rate": "Share of texts whose decision changes when words naming a group are swapped "
     "(male for female, say) and nothing else.",
-    "integrated gradients": "How much each word moved the model's output from a neutral baseline text (PAD tokens) "
-    "to the real one; the scores add up to that total change (completeness).",
+    "integrated gradients": "",  # filled in by glossary() for what the explain auditor ran on
     "relative completeness error": "How far the attributions' sum is from F(x) − F(baseline), relative to that "
     "change; more integration steps make it smaller.",
     "comprehensiveness / sufficiency (AOPC)": "How much the predicted-class probability drops when the top-ranked "
@@ -54,6 +53,42 @@ GLOSSARY = {
     "gate": "A rule on one metric. With an interval it passes only if the whole interval meets the threshold; "
     "an interval that straddles the threshold is inconclusive.",
 }
+
+
+#: The integrated-gradients entry, by what the attributions are over (the explain result says).
+IG_TERMS = {
+    "words": "How much each word moved the model's output from a neutral baseline text ({baseline} tokens in "
+    "place of every word, special tokens kept) to the real one; word pieces are summed into words, and the "
+    "scores add up to that total change (completeness).",
+    "features": "How much each feature moved the model's output from a baseline row, the mean of the training "
+    "rows' encoded features (numbers standardised, categories one-hot), to the real one; one-hot columns are "
+    "summed into their feature, and the scores add up to that total change (completeness).",
+}
+EXPLAIN_TERMS = (
+    "integrated gradients",
+    "relative completeness error",
+    "comprehensiveness / sufficiency (AOPC)",
+    "protected attribution share",
+)
+
+
+def glossary(result: AuditResult) -> dict[str, str]:
+    """The glossary for what this run did: explanation terms only when attributions were made,
+    described for the units and baseline they were made with."""
+    explained = [r.summary() for r in result.auditors.values()]
+    explained = [s for s in explained if "units" in s and "baseline" in s and "relative_delta" in s]
+    out = dict(GLOSSARY)
+    if not explained:
+        return {k: v for k, v in out.items() if k not in EXPLAIN_TERMS}
+    units, baseline = explained[0]["units"], explained[0]["baseline"]
+    out["integrated gradients"] = IG_TERMS.get(units, IG_TERMS["words"]).format(baseline=str(baseline).upper())
+    if units == "features":
+        out["comprehensiveness / sufficiency (AOPC)"] = out["comprehensiveness / sufficiency (AOPC)"].replace(
+            "words", "features"
+        )
+        out["protected attribution share"] = "Share of the absolute attribution that falls on features (or "
+        "feature values) naming a sensitive attribute."
+    return out
 
 
 @cache
@@ -88,13 +123,14 @@ def render(result: AuditResult) -> str:
         .render(
             result=result,
             verdict=result.verdict,
+            headline=headline(result),
             gates=result.gates,
             gate_text=describe_gate,
             with_baseline=any(g.baseline is not None for g in result.gates),
             baseline_text=describe_baseline,
             sections=sections,
             provenance=asdict(result.provenance),
-            glossary=GLOSSARY,
+            glossary=glossary(result),
             nonce=secrets.token_urlsafe(18),
             plotly_js=Markup(get_plotlyjs().replace("</script", "<\\/script")),
         )

@@ -5,30 +5,24 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from auditkit.report.format import describe_baseline, interval, number
+from auditkit.report.format import describe_baseline, headline, interval, number, visible_controls
 from auditkit.results import AuditResult
 
 ICONS = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "⚠️ inconclusive"}
 
 
 def cell(text: object) -> str:
-    """Make untrusted text inert inside a Markdown table cell (no HTML, links or column breaks)."""
-    value = str(text).replace("\n", " ")
+    """Make untrusted text inert inside Markdown, table cells included: no HTML, no links, no code
+    spans, no emphasis, no column breaks. User text is never put in a code span (a backtick in it
+    would end the span), and every character Markdown gives meaning to is escaped."""
+    value = visible_controls(" ".join(str(text).splitlines()))
     value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"([\\`*_{}\[\]()#+!|~])", r"\\\1", value)
+    return re.sub(r"([\\`*_{}\[\]()#+\-!|~:$])", r"\\\1", value)
 
 
 def to_markdown(result: AuditResult) -> str:
-    verdict = "✅ PASS" if result.verdict == "pass" else "❌ FAIL"
-    blocking = sum(g.blocks for g in result.gates)
-    lines = [f"## auditkit · {cell(result.audit)} · {verdict}", ""]
-    lines.append(
-        f"{len(result.gates)} gates: {sum(g.status == 'pass' for g in result.gates)} passed, "
-        f"{sum(g.status == 'fail' for g in result.gates)} failed, "
-        f"{sum(g.status == 'inconclusive' for g in result.gates)} inconclusive"
-        + (f"; {blocking} block the build." if blocking else ".")
-    )
-    lines.append("")
+    icon = "✅" if result.verdict == "pass" else "❌"
+    lines = [f"## auditkit · {cell(result.audit)} · {icon} {headline(result)}", ""]
     with_baseline = any(g.baseline is not None for g in result.gates)
     if result.gates:
         header = "| gate | value | 95% CI | rule | status | source |" + (
@@ -39,7 +33,7 @@ def to_markdown(result: AuditResult) -> str:
             status = ICONS[g.status] + (" (blocks)" if g.blocks and g.status == "inconclusive" else "")
             compared = f" {cell(describe_baseline(g))} |" if with_baseline else ""
             lines.append(
-                f"| `{g.id}` | {number(g.value)} | {interval(g.ci)} | {g.op} {g.threshold:g} | {status} | "
+                f"| {cell(g.id)} | {number(g.value)} | {interval(g.ci)} | {g.op} {g.threshold:g} | {status} | "
                 f"{cell(g.source)}{' — ' + cell(g.reason) if g.reason else ''} |{compared}"
             )
         lines.append("")
@@ -63,7 +57,7 @@ def to_markdown(result: AuditResult) -> str:
         if worst:
             lines += ["**Worst slices**", "", "| disparity | slice | value | 95% CI |", "|---|---|---:|---|"]
             for metric, w in worst.items():
-                lines.append(f"| {metric} | {cell(w['slice'])} | {number(w['value'])} | {interval(w['ci'])} |")
+                lines.append(f"| {cell(metric)} | {cell(w['slice'])} | {number(w['value'])} | {interval(w['ci'])} |")
             lines.append("")
     for note in result.notes:
         lines.append(f"- {cell(note)}")

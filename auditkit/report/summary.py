@@ -8,6 +8,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from auditkit.gates import status_counts
+from auditkit.report.format import headline
 from auditkit.results import AuditResult, BaselineComparison
 
 SCHEMA_VERSION = 1
@@ -18,6 +20,8 @@ def to_summary(result: AuditResult) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "audit": result.audit,
         "verdict": result.verdict,
+        "verdict_text": headline(result),
+        "gate_counts": status_counts(result.gates),
         "seed": result.seed,
         "provenance": asdict(result.provenance),
         "gates": [
@@ -31,6 +35,7 @@ def to_summary(result: AuditResult) -> dict[str, Any]:
                 "source": g.source,
                 "on_inconclusive": g.on_inconclusive,
                 **({"reason": g.reason} if g.reason else {}),
+                **({"left_out": list(g.left_out)} if g.left_out else {}),
                 **({"baseline": _baseline(g.baseline)} if g.baseline else {}),
             }
             for g in result.gates

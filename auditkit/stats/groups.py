@@ -13,7 +13,12 @@ import numpy as np
 import pandas as pd
 
 from auditkit.stats.cells import PRED, CellTable, Confusion, Y
-from auditkit.stats.intervals import delong_auc, percentile_intervals
+from auditkit.stats.intervals import (
+    delong_auc,
+    largest_gap_interval,
+    percentile_intervals,
+    smallest_ratio_interval,
+)
 from auditkit.stats.rates import DENOMINATOR, RATES, difference, rate, ratio
 
 GROUP_RATES = tuple(RATES)  # base_rate, selection_rate, tpr, fpr, fnr, precision, accuracy
@@ -160,6 +165,34 @@ def disparity_series(
     return np.where(np.isnan(stacked).any(axis=0), np.nan, series)
 
 
+def disparity_components(
+    values: dict[str, np.ndarray], overall: dict[str, np.ndarray], metric: str, eligible: list[int], method: str
+) -> np.ndarray:
+    """The signed pieces a disparity is the largest (difference) or smallest folded (ratio) of: ``(R, K)``.
+
+    Differences: every pair of groups (between_groups) or every group against overall; ratios: the
+    same, as the smaller-at-the-estimate rate over the larger, so the point estimate never divides by 0.
+    """
+    needed, how = DISPARITIES[metric]
+    pieces = []
+    for r in needed:
+        v = values[r][:, eligible]
+        if method == "between_groups":
+            for a in range(len(eligible)):
+                for b in range(a + 1, len(eligible)):
+                    small, large = (a, b) if v[0, a] <= v[0, b] else (b, a)
+                    pieces.append(v[:, a] - v[:, b] if how == "difference" else _divide(v[:, small], v[:, large]))
+        else:
+            for a in range(len(eligible)):
+                pieces.append(v[:, a] - overall[r][:, 0] if how == "difference" else _divide(v[:, a], overall[r][:, 0]))
+    return np.column_stack(pieces)
+
+
+def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), np.nan)
+
+
 def confusion_disparity(confusion: Confusion, metric: str, eligible: list[int], method: str) -> np.ndarray:
     """One disparity straight from per-group confusion counts ``(R, G)``: what paired comparisons
     (baseline gates, privacy runs) compute for each of their two prediction sets."""
@@ -181,18 +214,13 @@ def _disparity(
     series = disparity_series(values, overall, metric, eligible, rules.method)
     if np.isnan(series[0]):
         return Estimate(None, reason="undefined: every compared group has a rate of 0 in the denominator")
-    low, high = percentile_intervals(series[1:, None], rules.confidence)[0]
-    if np.isnan(low):
+    if np.isnan(percentile_intervals(series[1:, None], rules.confidence)[0, 0]):
         return Estimate(float(series[0]), None, "interval withheld: undefined in over 1% of bootstrap resamples")
-    value = float(series[0])
-    if not low <= value <= high:  # max |difference| is biased upward near 0; say so rather than hide it
-        return Estimate(
-            value,
-            (float(low), float(high)),
-            "the estimate lies outside its percentile interval: "
-            "a largest-absolute-difference statistic is biased upward when groups are close",
-        )
-    return Estimate(value, (float(low), float(high)))
+    # Not the percentile interval: a largest gap is biased upward near 0 and its percentile interval
+    # can exclude the estimate; the simultaneous-box interval always holds it (see intervals.py).
+    components = disparity_components(values, overall, metric, eligible, rules.method)
+    interval = largest_gap_interval if DISPARITIES[metric][1] == "difference" else smallest_ratio_interval
+    return Estimate(float(series[0]), interval(components[0], components[1:], rules.confidence))
 
 
 def _estimate(value: float, bounds: np.ndarray, name: str) -> Estimate:

@@ -94,6 +94,12 @@ def explain_section(name: str, result: AuditorResult, gates: list[GateResult]) -
         )
         figures.append(figure_json(bar))
     notes = []
+    for feature, terms in s.get("protected_words_missing", {}).items():
+        notes.append(
+            f"protected_words for {feature}: {', '.join(repr(t) for t in terms)} matched no attributed "
+            f"{s.get('units', 'words')[:-1]} in the {s['n_examples']} explained examples, so the share says "
+            "nothing about them (check the spelling, or whether they occur in the data)."
+        )
     if not f["better_than_random"]:
         notes.append(
             "The attributions are no better than random ones on comprehensiveness or sufficiency: do not rely on them."
@@ -110,6 +116,6 @@ def explain_section(name: str, result: AuditorResult, gates: list[GateResult]) -
         figures=figures,
         notes=notes,
         heatmaps=[heatmap(r) for r in result.attribution_records()],
-        intro=f"Integrated gradients ({s['output']} of the {s['target']} class) over the words of "
+        intro=f"Integrated gradients ({s['output']} of the {s['target']} class) over the {s.get('units', 'words')} of "
         f"{s['n_examples']} examples; hover a word for its score.",
     )
