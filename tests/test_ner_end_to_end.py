@@ -196,3 +196,13 @@ def test_privacy_runs_are_accounted_and_attacked(ran):
     assert run["epsilon"] <= 3.0 + 1e-6
     assert 0.0 <= privacy["audited_model"]["mia"]["auc"] <= 1.0
     assert privacy["non_private"]["metrics"]["entity_f1"] is not None
+
+
+def test_baseline_comparison_of_token_audits_uses_intervals(ran):
+    folder, _ = ran
+    result = run_cli(
+        "run", "audit.yaml", "--out", "out3", "--only", "performance", "--baseline", "out/summary.json", cwd=folder
+    )
+    assert result.returncode == 0, result.stderr
+    gates = json.loads((folder / "out3" / "summary.json").read_text(encoding="utf-8"))["gates"]
+    assert {g["baseline"]["method"] for g in gates} <= {"intervals", "none"}
