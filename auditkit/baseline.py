@@ -48,6 +48,7 @@ def load_baseline(path: Path) -> Baseline:
         raise AuditError(f"--baseline {path}: not a readable summary.json ({exc})") from None
     if not isinstance(summary, dict) or summary.get("schema_version") != 1 or "gates" not in summary:
         raise AuditError(f"--baseline {path}: not an auditkit summary.json with schema_version 1")
+    _check_shape(summary, path)
     predictions_path = Path(path).with_name("predictions.csv")
     predictions = None
     if predictions_path.is_file():
@@ -56,6 +57,71 @@ def load_baseline(path: Path) -> Baseline:
         except (OSError, ValueError, pd.errors.ParserError) as exc:
             raise AuditError(f"--baseline: {predictions_path} is unreadable ({exc})") from None
     return Baseline(summary, predictions, Path(path))
+
+
+def _check_shape(summary: dict[str, Any], path: Path) -> None:
+    """Refuse a summary.json whose fields the comparison reads have the wrong types."""
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    def fail(what: str) -> None:
+        raise AuditError(f"--baseline {path}: malformed summary.json: {what}")
+
+    if not isinstance(summary["gates"], list):
+        fail(f"'gates' must be a list, not {type(summary['gates']).__name__}")
+    for index, gate in enumerate(summary["gates"]):
+        if not isinstance(gate, dict):
+            fail(f"gates[{index}] must be an object, not {type(gate).__name__}")
+        if not isinstance(gate.get("id"), str):
+            fail(f"gates[{index}].id must be a string")
+        if gate.get("value") is not None and not number(gate["value"]):
+            fail(f"gates[{index}].value must be a number or null, not {gate['value']!r:.40}")
+        ci = gate.get("ci")
+        if ci is not None and not (isinstance(ci, list) and len(ci) == 2 and all(number(v) for v in ci)):
+            fail(f"gates[{index}].ci must be null or two numbers")
+    for key in ("audit",):
+        if key in summary and not isinstance(summary[key], str):
+            fail(f"'{key}' must be a string")
+    provenance = summary.get("provenance", {})
+    if not isinstance(provenance, dict):
+        fail("'provenance' must be an object")
+
+
+def identity(summary: dict[str, Any]) -> dict[str, str | None]:
+    """What a run audited: its audit name, data file hash and test split hash (None when not recorded)."""
+    provenance = summary.get("provenance") or {}
+    return {
+        "audit": summary.get("audit"),
+        "data": provenance.get("data_sha256") if isinstance(provenance.get("data_sha256"), str) else None,
+        "split": provenance.get("split_sha256") if isinstance(provenance.get("split_sha256"), str) else None,
+    }
+
+
+def mismatches(baseline: Baseline, current: dict[str, str | None]) -> list[str]:
+    """Where the baseline audited something else than this run (name, data or split)."""
+    old = identity(baseline.summary)
+    out = []
+    for key, what in (("audit", "audit name"), ("data", "data file (sha256)"), ("split", "test split (sha256)")):
+        if old[key] is not None and current[key] is not None and old[key] != current[key]:
+            out.append(f"{what} {_short(old[key])} vs {_short(current[key])}")
+    return out
+
+
+def describe_pair(baseline: Baseline, current: dict[str, str | None]) -> str:
+    """One sentence for the report: this run against which baseline run."""
+    old = identity(baseline.summary)
+
+    def side(ident: dict[str, str | None]) -> str:
+        return f"audit '{ident['audit']}', data {_short(ident['data'])}, split {_short(ident['split'])}"
+
+    return f"this run ({side(current)}) against the baseline {baseline.path} ({side(old)})"
+
+
+def _short(value: str | None) -> str:
+    if value is None:
+        return "not recorded"
+    return value[:12] if len(value) == 64 and all(c in "0123456789abcdef" for c in value) else repr(value)
 
 
 def compare_with_baseline(

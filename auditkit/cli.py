@@ -51,6 +51,9 @@ def run(
     config: ConfigArg,
     out: Annotated[Optional[Path], typer.Option(help="Output folder [default: reports/<name>].")] = None,  # noqa: UP007
     baseline: Annotated[Optional[Path], typer.Option(help="A previous summary.json to compare gates with.")] = None,  # noqa: UP007
+    baseline_any: Annotated[
+        bool, typer.Option("--baseline-any", help="Compare with a baseline of another audit, data file or split.")
+    ] = False,
     only: Annotated[Optional[str], typer.Option(help="Comma-separated auditors to run.")] = None,  # noqa: UP007
     seed: Annotated[Optional[int], typer.Option(help="Override the config's seed.")] = None,  # noqa: UP007
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress and no summary line.")] = False,
@@ -63,7 +66,9 @@ def run(
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
 
     def action():  # type: ignore[no-untyped-def]
-        return run_audit(config, out=out, only=names, seed=seed, baseline=baseline, progress=progress)
+        return run_audit(
+            config, out=out, only=names, seed=seed, baseline=baseline, baseline_any=baseline_any, progress=progress
+        )
 
     result, out_dir = _guarded(debug, action)
     if not quiet:

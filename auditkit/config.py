@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+MAX_SEED = 2**32 - 1  # numpy and scikit-learn take seeds up to this
 GATE_ID = re.compile(r"^(?P<auditor>[a-z][a-z0-9_-]*)\.(?P<metric>[a-z][a-z0-9_.]*)(\[(?P<slice>[^\]]+)\])?$")
 
 
@@ -28,9 +29,12 @@ class BinnedColumn(StrictModel):
     source: str = Field(description="Numeric column to bin, e.g. age.")
     edges: list[float] = Field(min_length=2, description="Increasing bin edges; left-closed, right-open.")
     labels: list[str] | None = Field(None, description="One label per bin; defaults to '[a, b)'.")
+    replace: bool = Field(False, description="Overwrite an input column of the same name (otherwise an error).")
 
     @model_validator(mode="after")
     def _check(self) -> BinnedColumn:
+        if any(e != e for e in self.edges):
+            raise ValueError("edges must be numbers, not NaN")
         if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
             raise ValueError("edges must be strictly increasing")
         if self.labels is not None and len(self.labels) != len(self.edges) - 1:
@@ -64,6 +68,7 @@ class DataConfig(StrictModel):
     task: Literal["binary", "multiclass", "token-classification"] = "binary"
     path: Path = Field(description="CSV, Parquet, JSONL (or CoNLL for token-classification), relative to the config.")
     format: Literal["csv", "parquet", "jsonl", "conll"] | None = Field(None, description="Defaults to the file suffix.")
+    sep: str | None = Field(None, min_length=1, max_length=1, description="CSV field separator; default ','.")
     label: str | None = Field(
         None, description="Column holding the true outcome (token-classification JSONL: the tags, default 'tags')."
     )
@@ -118,13 +123,16 @@ class GateConfig(StrictModel):
 
     metric: str = Field(description="Metric id, e.g. fairness.demographic_parity_ratio[sex].")
     op: Literal[">=", ">", "<=", "<"]
-    threshold: float
+    threshold: float = Field(allow_inf_nan=False)
     source: str = Field("", description="Where the rule comes from, e.g. 'four-fifths rule'.")
     on_inconclusive: Literal["warn", "fail"] = Field(
         "warn", description="What an interval straddling the threshold, or a missing value, does to the verdict."
     )
     baseline_tolerance: float = Field(
-        0.0, ge=0, description="With --baseline: how much worse than the baseline the metric may get."
+        0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="With --baseline: how much worse than the baseline the metric may get.",
     )
     rule: Literal["four_fifths"] | None = Field(None, description="A named rule; fills metric, op, threshold, source.")
     slice: str | None = Field(None, description="The slice a named rule applies to, e.g. sex.")
@@ -162,9 +170,9 @@ class ModelConfigBase(StrictModel):
 
 
 class AuditConfigBase(StrictModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Names the output folder.")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100, description="Names the output folder.")
     description: str = ""
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     data: DataConfig
     gates: list[GateConfig] = Field(default_factory=list)
 

@@ -23,6 +23,7 @@ from auditkit.errors import AuditError
 
 Loc = tuple[str | int, ...]
 INTERNAL_KEYS = {"config_path", "auditor_order"}  # set by the loader, never by the user
+MAX_EXPANDED_NODES = 10_000  # what aliases may expand to; a real audit config has a few hundred values
 
 
 def load_config(path: str | Path) -> AuditConfigBase:
@@ -57,6 +58,7 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
         raise AuditError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        _check_nodes(node, path)  # before anything walks the tree as expanded
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -71,6 +73,46 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
     lines: dict[Loc, int] = {}
     _collect_lines(node, (), lines)
     return raw, lines
+
+
+def _check_nodes(root: yaml.Node | None, path: Path) -> None:
+    """Refuse repeated keys (YAML keeps the last silently) and aliases that expand without bound."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise AuditError(f"{path}:{node.start_mark.line + 1}: an alias refers to a node that contains it")
+        open_nodes.add(key)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                    line = k.start_mark.line + 1
+                    if k.value in seen:
+                        raise AuditError(
+                            f"{path}:{line}: key '{k.value}' repeats the one on line {seen[k.value]}; "
+                            "YAML would keep only the last: merge the two"
+                        )
+                    seen[k.value] = line
+                total += size(k) + size(v)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        open_nodes.discard(key)
+        if total > MAX_EXPANDED_NODES:
+            raise AuditError(
+                f"{path}:{node.start_mark.line + 1}: YAML aliases expand to more than {MAX_EXPANDED_NODES} values; "
+                "write the config out without nested aliases"
+            )
+        sizes[key] = total
+        return total
+
+    if root is not None:
+        size(root)
 
 
 def _collect_lines(node: yaml.Node | None, loc: Loc, lines: dict[Loc, int]) -> None:
@@ -179,8 +221,16 @@ def _check_cross_references(config: AuditConfigBase, path: Path, lines: dict[Loc
         except AuditError as exc:
             raise AuditError(f"{_where(path, lines, ('auditors', name))}: {exc}") from None
         auditors[name].check_config(settings, config)
+    first: dict[str, int] = {}
     for index, gate in enumerate(config.gates):
         loc: Loc = ("gates", index, "metric")
+        if gate.metric in first:
+            earlier = _where(path, lines, ("gates", first[gate.metric])).rpartition(":")[2]
+            raise AuditError(
+                f"{_where(path, lines, loc)}: 'gates[{index}]' repeats the gate on '{gate.metric}' of "
+                f"gates[{first[gate.metric]}] (line {earlier}); one gate per metric id"
+            )
+        first[gate.metric] = index
         if gate.auditor not in configured:
             raise AuditError(
                 f"{_where(path, lines, loc)}: 'gates[{index}].metric' refers to auditor '{gate.auditor}', "

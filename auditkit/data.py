@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import difflib
 import hashlib
+import io
+import json
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +19,7 @@ from auditkit.config import DataConfig
 from auditkit.errors import AuditError
 
 ID = "id"
+SEPARATORS = {";": "';'", "\t": "tab", "|": "'|'"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,14 @@ class Split:
         return Split(name or self.name, self.frame.iloc[positions], self.y[positions], texts, self.classes)
 
 
+def split_sha256(split: Split) -> str:
+    """Fingerprint of which rows a split holds and their 0/1 labels (a baseline must audit the same)."""
+    digest = hashlib.sha256()
+    for row_id, label in zip(split.ids, split.y, strict=True):
+        digest.update(f"{row_id}\t{int(label)}\n".encode())
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class AuditData:
     train: Split
@@ -49,6 +61,7 @@ class AuditData:
     path: Path
     label_names: tuple[str, str]  # (negative, positive), as written in the data
     non_feature_columns: frozenset[str]  # label, id, derived and text columns: never model inputs by default
+    label_column: str = ""  # never a model input: the model would read the answer
 
 
 def load_data(config: DataConfig, seed: int) -> AuditData:
@@ -57,7 +70,7 @@ def load_data(config: DataConfig, seed: int) -> AuditData:
 
         return load_token_data(config, seed)  # type: ignore[return-value]  # sentences, not rows
     path = Path(config.path)
-    frame, digest = read_table(path, config.format)
+    frame, digest = read_table(path, config.format, config.sep)
     if frame.empty:
         raise AuditError(f"{path}: the dataset has no rows")
     frame = _index_by_id(frame, config, path)
@@ -65,6 +78,9 @@ def load_data(config: DataConfig, seed: int) -> AuditData:
     frame = _derive(frame, config, path)
     for column in config.sensitive_features:
         _require(frame, column, path, "data.sensitive_features")
+        if column in (config.label, config.id_column):
+            role = "label" if column == config.label else "id column"
+            raise AuditError(f"data.sensitive_features: '{column}' is the {role}, not an attribute of the people")
         missing = frame[column].isna()
         if missing.any():
             raise AuditError(
@@ -74,7 +90,7 @@ def load_data(config: DataConfig, seed: int) -> AuditData:
     texts = render_texts(frame, config, path)
     train_pos, test_pos = _split(frame, y, config, seed, path)
 
-    labels = (_label_text(config.negative_label), _label_text(config.positive_label))
+    labels = (label_text(config.negative_label), label_text(config.positive_label))
 
     def part(name: str, positions: np.ndarray) -> Split:
         rows = [texts[i] for i in positions] if texts else None
@@ -91,10 +107,11 @@ def load_data(config: DataConfig, seed: int) -> AuditData:
         path,
         labels,
         frozenset(non_features),
+        config.label,
     )
 
 
-def read_table(path: Path, fmt: str | None = None) -> tuple[pd.DataFrame, str]:
+def read_table(path: Path, fmt: str | None = None, sep: str | None = None) -> tuple[pd.DataFrame, str]:
     """Read CSV, Parquet or JSONL strictly (UTF-8, no type guessing surprises in ids)."""
     try:
         raw = path.read_bytes()
@@ -106,16 +123,21 @@ def read_table(path: Path, fmt: str | None = None) -> tuple[pd.DataFrame, str]:
     fmt = fmt or {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}.get(path.suffix.lower())
     if fmt is None:
         raise AuditError(f"{path}: unknown data format '{path.suffix}'; set data.format to csv, parquet or jsonl")
+    text = ""
     if fmt != "parquet":
         try:
-            raw.decode("utf-8")
+            text = raw.decode("utf-8-sig")  # a byte-order mark is not part of the first column's name
         except UnicodeDecodeError as exc:
             raise AuditError(f"{path}: not UTF-8 text (byte {exc.start}); re-encode the file as UTF-8") from None
+    if not raw.strip():
+        raise AuditError(f"{path}: the dataset has no rows")
+    if fmt == "jsonl":
+        return _read_jsonl(path, text), digest
+    if fmt == "csv":
+        _check_header(path, text, sep or ",", sep is None)
     try:
         if fmt == "csv":
-            frame = pd.read_csv(path, encoding="utf-8", keep_default_na=True)
-        elif fmt == "jsonl":
-            frame = pd.read_json(path, lines=True, encoding="utf-8", dtype=False)
+            frame = pd.read_csv(io.StringIO(text), sep=sep or ",", keep_default_na=True)
         else:
             frame = pd.read_parquet(path)
     except pd.errors.EmptyDataError:
@@ -123,6 +145,37 @@ def read_table(path: Path, fmt: str | None = None) -> tuple[pd.DataFrame, str]:
     except (ValueError, pd.errors.ParserError, OSError) as exc:
         raise AuditError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
     return frame, digest
+
+
+def _check_header(path: Path, text: str, sep: str, guessed: bool) -> None:
+    """Refuse a header that repeats a column, or that looks separated by something other than ``sep``."""
+    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0]), delimiter=sep), [])
+    if guessed and len(header) <= 1:
+        other = max(SEPARATORS, key=lambda c: header[0].count(c) if header else 0)
+        if header and header[0].count(other) > 0:
+            raise AuditError(f"{path}: looks like {SEPARATORS[other]}-separated; set data.sep: {other!r}")
+    names = [name.strip() for name in header]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise AuditError(f"{path}: the header names column '{repeated[0]}' more than once")
+
+
+def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
+    """One JSON object per line; a bad line is reported by its line number."""
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise AuditError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise AuditError(f"{path}:{number}: expected one JSON object per line, found {type(record).__name__}")
+        records.append(record)
+    if not records:
+        raise AuditError(f"{path}: the dataset has no rows")
+    return pd.DataFrame.from_records(records)
 
 
 def _require(frame: pd.DataFrame, column: str, path: Path, key: str) -> None:
@@ -150,8 +203,8 @@ def _label(frame: pd.DataFrame, config: DataConfig, path: Path) -> np.ndarray:
     values = frame[config.label]
     if values.isna().any():
         raise AuditError(f"{path}: label column '{config.label}' is empty in {int(values.isna().sum())} rows")
-    as_text = values.map(_label_text)
-    positive, negative = _label_text(config.positive_label), _label_text(config.negative_label)
+    as_text = values.map(label_text)
+    positive, negative = label_text(config.positive_label), label_text(config.negative_label)
     unexpected = sorted(set(as_text) - {positive, negative})
     if unexpected:
         shown = ", ".join(repr(v) for v in unexpected[:5])
@@ -162,7 +215,7 @@ def _label(frame: pd.DataFrame, config: DataConfig, path: Path) -> np.ndarray:
     return (as_text == positive).to_numpy(dtype=np.int64)
 
 
-def _label_text(value: object) -> str:
+def label_text(value: object) -> str:
     """Compare labels as text so YAML's 1 matches CSV's 1 and 'good' matches 'good'."""
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value)).lower()
@@ -175,6 +228,11 @@ def _derive(frame: pd.DataFrame, config: DataConfig, path: Path) -> pd.DataFrame
     frame = frame.copy()
     for name, spec in config.derived.items():
         _require(frame, spec.source, path, f"data.derived.{name}.source")
+        if name in frame.columns and not spec.replace:
+            raise AuditError(
+                f"{path}: data.derived.{name}: the data already has a column '{name}'; give the derived column "
+                "a new name, or set replace: true to overwrite it"
+            )
         source = pd.to_numeric(frame[spec.source], errors="coerce")
         if source.isna().any():
             raise AuditError(f"{path}: column '{spec.source}' (for derived '{name}') has empty or non-numeric values")

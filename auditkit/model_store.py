@@ -14,23 +14,34 @@ import shutil
 import time
 from pathlib import Path
 
-from auditkit.adapters.base import ModelAdapter
+from auditkit.adapters.base import BUILD_RECORD, ModelAdapter
 from auditkit.config import AuditConfigBase
-from auditkit.data import AuditData
+from auditkit.data import AuditData, label_text
 from auditkit.errors import AuditError
+from auditkit.leftovers import sweep
 from auditkit.progress import ProgressReporter
 from auditkit.version import __version__
 
-MARKER = "auditkit-build.json"
+MARKER = BUILD_RECORD
 BUILD_FORMAT = 1  # bump when a change to the build code changes what the same settings produce
 
 
 def build_key(config: AuditConfigBase, data: AuditData) -> str:
     data_settings = config.data.model_dump(mode="json", exclude={"path"})
+    # The same data read the same way gives the same key: labels compare as text ("0" is 0),
+    # and settings added later are left out while at their default, so old keys stay valid.
+    data_settings["positive_label"] = label_text(config.data.positive_label)
+    data_settings["negative_label"] = label_text(config.data.negative_label)
+    if data_settings.get("sep") is None:
+        data_settings.pop("sep", None)
+    for spec in data_settings.get("derived", {}).values():
+        if not spec.get("replace"):
+            spec.pop("replace", None)
+    runtime_only = getattr(type(config.model), "not_in_build_key", ())
     payload = {
         "format": BUILD_FORMAT,
         "adapter": config.model.adapter,
-        "model": config.model.model_dump(mode="json", exclude={"path", "device", "batch_size"}),
+        "model": config.model.model_dump(mode="json", exclude={"path", "device", "batch_size", *runtime_only}),
         "data": data_settings,
         "data_sha256": data.sha256,
         "seed": config.seed,
@@ -46,6 +57,7 @@ def ensure_model(
     build = getattr(model_cfg, "build", None)
     if path.exists() and not path.is_dir():
         raise AuditError(f"model.path {path} is a file; expected a model folder")
+    sweep(path.parent, path.name, ("building", "old"))  # leftovers of a build that was killed
     if path.is_dir():
         marker = path / MARKER
         if build is None or not marker.exists():
@@ -57,7 +69,8 @@ def ensure_model(
     elif build is None:
         raise AuditError(f"model.path {path} does not exist and the config has no model.build section to build it")
     key = build_key(config, data)
-    _build(adapter_cls, config, data, path, key, progress)
+    with progress.step(f"build model {path.name}"):
+        _build(adapter_cls, config, data, path, key, progress)
     return path
 
 

@@ -92,6 +92,7 @@ class Provenance:
     versions: dict[str, str] = field(default_factory=dict)
     device: str = "cpu"
     auditor_seconds: dict[str, float] = field(default_factory=dict)
+    split_sha256: str = ""  # of the test rows' ids and labels: which rows were audited
 
 
 @dataclass

@@ -13,10 +13,10 @@ from pathlib import Path
 from auditkit import registry
 from auditkit.adapters.base import ModelAdapter
 from auditkit.auditors.base import AuditContext
-from auditkit.baseline import compare_with_baseline, load_baseline
-from auditkit.config import AuditConfigBase
+from auditkit.baseline import compare_with_baseline, describe_pair, load_baseline, mismatches
+from auditkit.config import MAX_SEED, AuditConfigBase
 from auditkit.config_file import load_config
-from auditkit.data import AuditData, load_data
+from auditkit.data import AuditData, load_data, split_sha256
 from auditkit.errors import AuditError
 from auditkit.gates import evaluate_gates
 from auditkit.model_store import ensure_model, is_stale
@@ -43,7 +43,8 @@ def prepare(config: AuditConfigBase, progress: ProgressReporter, *, build: bool 
     data = load_data(config.data, config.seed)
     if build:
         ensure_model(adapter_cls, config, data, progress)
-    adapter = adapter_cls.load(config.model, config.data)
+    with progress.step("load model"):
+        adapter = adapter_cls.load(config.model, config.data)
     return Prepared(config, data, adapter)
 
 
@@ -66,13 +67,19 @@ def run_audit(
     only: list[str] | None = None,
     seed: int | None = None,
     baseline: str | Path | None = None,
+    baseline_any: bool = False,
     progress: ProgressReporter = SILENT,
     write: bool = True,
 ) -> tuple[AuditResult, Path]:
-    """Run the audit described by ``config_path``; write its files unless ``write`` is false."""
+    """Run the audit described by ``config_path``; write its files unless ``write`` is false.
+
+    A baseline must come from the same audit, data file and test split unless ``baseline_any``.
+    """
     started, started_at = time.perf_counter(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     config = load_config(config_path)
     if seed is not None:
+        if not 0 <= seed <= MAX_SEED:
+            raise AuditError(f"--seed {seed}: must be a whole number from 0 to {MAX_SEED}")
         config = config.model_copy(update={"seed": seed})
     out_dir = Path(out) if out is not None else Path("reports") / config.name
     if write:
@@ -80,15 +87,25 @@ def run_audit(
     names = selected_auditors(config, only)
     previous = load_baseline(Path(baseline)) if baseline is not None else None
     prepared = prepare(config, progress)
+    current = {"audit": config.name, "data": prepared.data.sha256, "split": split_sha256(prepared.data.test)}
+    if previous is not None:
+        differ = mismatches(previous, current)
+        if differ and not baseline_any:
+            raise AuditError(
+                f"--baseline {previous.path}: audited something else ({'; '.join(differ)}); "
+                "pass --baseline-any to compare anyway"
+            )
     seed_everything(config.seed)
     context = AuditContext(config, prepared.data, prepared.adapter, progress)
-    predictions = context.predictions("test")
+    with progress.step(f"score {len(prepared.data.test)} test rows"):
+        predictions = context.predictions("test")
     results: dict[str, AuditorResult] = {}
     seconds: dict[str, float] = {}
     for name in names:
         auditor = registry.auditors()[name](getattr(config.auditors, name))
         started_auditor = time.perf_counter()
-        results[name] = auditor.run(context)
+        with progress.step(f"auditor {name}"):
+            results[name] = auditor.run(context)
         seconds[name] = round(time.perf_counter() - started_auditor, 3)
     gates = [g for g in config.gates if g.auditor in names]
     notes = []
@@ -101,6 +118,7 @@ def run_audit(
             f"{predictions.n_truncated} of {len(predictions)} texts exceeded the model's maximum length "
             "and were truncated."
         )
+    notes += prepared.adapter.input_notes()
     test = prepared.data.test
     result = AuditResult(
         audit=config.name,
@@ -119,9 +137,14 @@ def run_audit(
         fairness = getattr(config.auditors, "fairness", None)
         n_boot = fairness.n_boot if fairness is not None else 1000
         result.gates = compare_with_baseline(result, previous, tolerances, n_boot, config.seed)
-        result.notes.append(f"Gates compared with the baseline {previous.path} ({_baseline_method(result)}).")
+        differ = mismatches(previous, current)
+        allowed = f" Differences allowed by --baseline-any: {'; '.join(differ)}." if differ else ""
+        result.notes.append(
+            f"Gates compared: {describe_pair(previous, current)} ({_baseline_method(result)}).{allowed}"
+        )
     if write:
-        write_outputs(result, out_dir)
+        with progress.step(f"write {out_dir}"):
+            write_outputs(result, out_dir)
     return result, out_dir
 
 
@@ -176,4 +199,5 @@ def _provenance(
         versions=versions,
         device=str(prepared.adapter.device),
         auditor_seconds=seconds,
+        split_sha256=split_sha256(prepared.data.test),
     )

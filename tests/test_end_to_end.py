@@ -44,7 +44,7 @@ def test_build_then_reuse_and_write_every_contract_file(build_workspace):
     out = build_workspace / "out"
     first = run(build_workspace, "--out", str(out))
     assert first.exit_code == 0, first.stderr
-    assert CONTRACT_FILES == {p.name for p in out.iterdir()}
+    assert CONTRACT_FILES | {".auditkit-output"} == {p.name for p in out.iterdir()}
     marker = build_workspace / "models" / "built" / MARKER
     built = json.loads(marker.read_text())
     assert built["train_rows"] == 168

@@ -57,6 +57,10 @@ class ModelAdapter(Scorer):
     def predict(self, split: Split, progress: ProgressReporter) -> Predictions:
         """Scores for every row of ``split``; ``classes`` from ``split.classes``."""
 
+    def input_notes(self) -> list[str]:
+        """What the report should say about the inputs scored so far (e.g. values filled in)."""
+        return []
+
     def output_index(self, label: np.ndarray) -> np.ndarray:
         """The model output standing for label 1 (positive) or 0 (negative); identity unless overridden."""
         return np.asarray(label, dtype=int)
@@ -66,10 +70,19 @@ class ModelAdapter(Scorer):
         return folder_sha256(self.model_dir)
 
 
+#: The build record auditkit writes next to a model it built: when and from what, not the model itself.
+BUILD_RECORD = "auditkit-build.json"
+
+
 def folder_sha256(folder: Path) -> str:
-    """Content hash of a model folder: every file's relative path and bytes, in sorted order."""
+    """Content hash of a model folder: every file's relative path and bytes, in sorted order.
+
+    The build record is left out: it holds the build's duration, and the same model
+    rebuilt from the same seed must hash the same.
+    """
     digest = hashlib.sha256()
-    for file in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+    files = (p for p in Path(folder).rglob("*") if p.is_file() and p.relative_to(folder).as_posix() != BUILD_RECORD)
+    for file in sorted(files):
         digest.update(file.relative_to(folder).as_posix().encode())
         with open(file, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):

@@ -15,6 +15,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from pydantic import Field  # noqa: E402
+from safetensors import SafetensorError  # noqa: E402
 from torch.utils.data import Dataset  # noqa: E402
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
@@ -122,15 +123,33 @@ def check_model_folder(path: Path, key: str = "model.path") -> None:
 
 
 def open_model_folder(path: Path, key: str, **kwargs: Any) -> tuple[Any, Any]:
-    """Tokenizer and classifier from a safe local folder (safetensors, no remote code); AuditError otherwise."""
+    """Tokenizer and classifier from a safe local folder (safetensors, no remote code); AuditError otherwise.
+
+    The tokenizer must be the folder's own: transformers would otherwise build an empty
+    fallback that maps every word to [UNK] and the audit would score garbage.
+    """
     check_model_folder(path, key)
+    if not (path / "tokenizer.json").is_file():
+        raise AuditError(
+            f"{key} {path}: no tokenizer.json; save the model's own (fast) tokenizer in the folder "
+            "(tokenizer.save_pretrained)"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, **SAFE)
         model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True, **SAFE, **kwargs)
+    except SafetensorError as exc:
+        weights = ", ".join(sorted(p.name for p in path.glob("*.safetensors")))
+        raise AuditError(f"{key} {path}: corrupt safetensors weights ({weights}): {exc}") from None
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise AuditError(f"{key} {path}: cannot load the model: {str(exc).splitlines()[0]}") from None
     if not getattr(tokenizer, "is_fast", False):
         raise AuditError(f"{key} {path}: needs a fast tokenizer (tokenizer.json) for word offsets")
+    rows = model.get_input_embeddings().num_embeddings
+    if not rows // 2 < len(tokenizer) <= rows:
+        raise AuditError(
+            f"{key} {path}: the tokenizer has {len(tokenizer)} tokens but the model's embedding has {rows} rows; "
+            "the tokenizer does not belong to this model"
+        )
     return tokenizer, model
 
 

@@ -7,12 +7,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 from pydantic import Field
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch.utils.data import TensorDataset
 
@@ -46,27 +47,71 @@ class TabularBuild(StrictModel):
 class TabularConfig(ModelConfigBase):
     adapter: Literal["torch-tabular"]
     build: TabularBuild | None = None
+    max_missing_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of rows in which a numeric input may be empty (filled with the training mean and "
+        "counted in the report); more is an error.",
+    )
+
+    #: Settings that do not change what a build produces (the model store leaves them out of its key).
+    not_in_build_key: ClassVar[tuple[str, ...]] = ("max_missing_share",)
 
 
 @dataclass(frozen=True)
 class FeatureEncoding:
-    """Numeric columns standardised, the others one-hot; unknown categories encode as all zeros."""
+    """Numeric columns standardised, the others one-hot; unknown categories encode as all zeros.
+
+    A numeric input that does not parse is an error; an empty one is filled with the
+    training mean only within ``max_missing_share`` of the rows.
+    """
 
     features: list[dict[str, Any]]
+    max_missing_share: float = 0.0
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame, columns: Sequence[str]) -> FeatureEncoding:
+    def fit(cls, frame: pd.DataFrame, columns: Sequence[str], max_missing_share: float = 0.0) -> FeatureEncoding:
         features: list[dict[str, Any]] = []
         for column in columns:
             values = frame[column]
+            if _numbers_as_text(values, column):  # a CSV column with a typo in some other row reads as text
+                values = pd.to_numeric(values.where(values.astype(str).str.strip() != ""), errors="coerce")
             if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
                 numbers = values.astype(float)
+                if numbers.isna().all():
+                    raise AuditError(f"data: model input '{column}' is empty in every training row")
                 std = float(numbers.std(ddof=0)) or 1.0
                 features.append({"name": column, "kind": "numeric", "mean": float(numbers.mean()), "std": std})
             else:
                 categories = sorted(values.dropna().astype(str).unique().tolist())
                 features.append({"name": column, "kind": "categorical", "categories": categories})
-        return cls(features)
+        return cls(features, max_missing_share)
+
+    def missing_counts(self, frame: pd.DataFrame) -> dict[str, int]:
+        """Empty numeric inputs per column; AuditError for a value that is not a number or too many empty."""
+        counts = {}
+        for f in self.features:
+            if f["kind"] != "numeric":
+                continue
+            values = frame[f["name"]]
+            empty = values.isna() | values.astype(str).str.strip().eq("")
+            bad = pd.to_numeric(values.where(~empty), errors="coerce").isna() & ~empty
+            if bad.any():
+                raise AuditError(
+                    f"data: numeric model input '{f['name']}' has {int(bad.sum())} values that are not numbers "
+                    f"({_first_rows(values[bad])})"
+                )
+            n_empty = int(empty.sum())
+            if n_empty > self.max_missing_share * len(frame):
+                raise AuditError(
+                    f"data: numeric model input '{f['name']}' is empty in {n_empty} of {len(frame)} rows "
+                    f"({_first_rows(values[empty])}); fill them, or allow a share with model.max_missing_share "
+                    f"(now {self.max_missing_share:g})"
+                )
+            if n_empty:
+                counts[f["name"]] = n_empty
+        return counts
 
     @property
     def names(self) -> list[str]:
@@ -77,11 +122,12 @@ class FeatureEncoding:
         return out
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        self.missing_counts(frame)
         blocks = []
         for f in self.features:
             values = frame[f["name"]]
             if f["kind"] == "numeric":
-                numbers = pd.to_numeric(values, errors="coerce").fillna(f["mean"]).to_numpy(float)
+                numbers = pd.to_numeric(values, errors="coerce").fillna(f["mean"]).to_numpy(float)  # checked above
                 blocks.append(((numbers - f["mean"]) / f["std"])[:, None])
             else:
                 lookup = {category: i for i, category in enumerate(f["categories"])}
@@ -91,6 +137,28 @@ class FeatureEncoding:
                 onehot[np.flatnonzero(known), codes[known]] = 1.0
                 blocks.append(onehot)
         return np.hstack(blocks).astype(np.float32) if blocks else np.zeros((len(frame), 0), np.float32)
+
+
+def _first_rows(values: pd.Series, n: int = 3) -> str:
+    shown = ", ".join(f"id {i}: {str(v)[:40]!r}" for i, v in list(values.items())[:n])
+    return f"first {shown}" + (", ..." if len(values) > n else "")
+
+
+def _numbers_as_text(values: pd.Series, column: str) -> bool:
+    """Whether a text column holds numbers; a few cells that are not numbers are a typo: say which."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return False
+    present = values.dropna()
+    present = present[present.astype(str).str.strip() != ""]
+    parsed = pd.to_numeric(present, errors="coerce")
+    if not len(present) or parsed.notna().mean() < 0.5:
+        return False
+    if parsed.isna().any():
+        raise AuditError(
+            f"data: model input '{column}' is numeric but {int(parsed.isna().sum())} values are not numbers "
+            f"({_first_rows(present[parsed.isna()])})"
+        )
+    return True
 
 
 def make_mlp(n_inputs: int, hidden_sizes: Sequence[int], dropout: float) -> torch.nn.Sequential:
@@ -112,6 +180,7 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
     def __init__(self, config: TabularConfig, model_dir: Path, encoding: FeatureEncoding, model: torch.nn.Module):
         super().__init__(config, model_dir)
         self.encoding = encoding
+        self.notes: dict[str, str] = {}
         self.model = model.to(self.device).eval()
 
     @property
@@ -127,11 +196,13 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
             raise AuditError(f"model.path {path}: no {WEIGHTS_FILE}; auditkit loads only safetensors weights")
         try:
             spec = json.loads((path / ENCODING_FILE).read_text(encoding="utf-8"))
-            encoding = FeatureEncoding(spec["features"])
+            encoding = FeatureEncoding(spec["features"], config.max_missing_share)
             model = make_mlp(len(encoding.names), spec["hidden_sizes"], spec.get("dropout", 0.0))
             state = load_file(path / WEIGHTS_FILE)
         except FileNotFoundError:
             raise AuditError(f"model.path {path}: no {ENCODING_FILE} describing the feature encoding") from None
+        except SafetensorError as exc:
+            raise AuditError(f"model.path {path / WEIGHTS_FILE}: corrupt safetensors weights: {exc}") from None
         except (ValueError, KeyError, TypeError, OSError) as exc:
             raise AuditError(f"model.path {path}: unreadable model files: {exc}") from None
         last = max((k for k in state if k.endswith(".weight")), key=lambda k: int(k.split(".")[0]), default=None)
@@ -159,7 +230,13 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise AuditError(f"model.build.features: column '{missing[0]}' is not in the data")
-        encoding = FeatureEncoding.fit(frame, columns)
+        if data.label_column in columns:
+            raise AuditError(
+                f"model.build.features: '{data.label_column}' is the label; the model would read the answer"
+            )
+        if not columns:
+            raise AuditError("model.build.features: no input columns; list the columns the model should read")
+        encoding = FeatureEncoding.fit(frame, columns, config.max_missing_share)
         model = make_mlp(len(encoding.names), settings.hidden_sizes, settings.dropout)
         train = _training_data(encoding, data.train)
         optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
@@ -191,6 +268,13 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
 
     def predict(self, split: Split, progress: ProgressReporter) -> Predictions:
         self.check_columns(split)
+        missing = self.encoding.missing_counts(split.frame)
+        if missing:
+            shown = ", ".join(f"'{name}' in {n}" for name, n in missing.items())
+            self.notes[split.name] = (
+                f"Empty numeric inputs in the {split.name} rows were filled with the training mean: {shown} "
+                f"of {len(split)} rows (model.max_missing_share {self.encoding.max_missing_share:g})."
+            )
         x = torch.from_numpy(self.encoding.transform(split.frame))
         scores = np.empty(len(x), dtype=np.float64)
         raw = np.empty((len(x), 2), dtype=np.float64)
@@ -201,6 +285,9 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
                 scores[start : start + batch] = positive_probability(logits, 1).cpu().double().numpy()
                 raw[start : start + batch] = logits.cpu().double().numpy()
         return Predictions(split.ids, split.y, scores, (scores >= 0.5).astype(np.int64), 0, raw, split.classes)
+
+    def input_notes(self) -> list[str]:
+        return list(self.notes.values())
 
     def trainable_copy(self) -> torch.nn.Module:
         return copy.deepcopy(self.model).train()

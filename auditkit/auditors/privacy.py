@@ -3,10 +3,10 @@ and a membership-inference check of every run and of the audited model."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from scipy.special import softmax
 
 from auditkit.adapters.capabilities import Retrainable, RetrainRequest, TokenRetrainable
@@ -28,7 +28,9 @@ GROUP_RATES = ("accuracy", "tpr", "fpr")
 
 
 class PrivacySettings(StrictModel):
-    epsilons: list[float] = Field(default_factory=lambda: [1.0, 3.0, 8.0], min_length=1)
+    epsilons: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        default_factory=lambda: [1.0, 3.0, 8.0], min_length=1, description="Target epsilons, each > 0 and finite."
+    )
     delta: float | None = Field(None, gt=0, lt=1, description="Default: 1 / (10 x training rows), below 1/N.")
     accountant: Literal["rdp", "prv"] = "rdp"
     max_grad_norm: float = Field(1.0, gt=0)
@@ -47,6 +49,14 @@ class PrivacySettings(StrictModel):
     cache_activations: bool = True
     n_boot: int = Field(1000, ge=50)
     min_group_size: int = Field(30, ge=1)
+
+    @field_validator("epsilons")
+    @classmethod
+    def _distinct(cls, value: list[float]) -> list[float]:
+        repeated = sorted({e for e in value if value.count(e) > 1})
+        if repeated:
+            raise ValueError(f"epsilon {repeated[0]:g} is listed twice")
+        return value
 
 
 class PrivacyRun(BaseModel):
