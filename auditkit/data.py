@@ -47,6 +47,10 @@ class Split:
 def split_sha256(split: Split) -> str:
     """Fingerprint of which rows a split holds and their 0/1 labels (a baseline must audit the same)."""
     digest = hashlib.sha256()
+    if not isinstance(split, Split):  # token classification: sentences and their IOB2 tags
+        for row_id, tags in zip(split.ids, split.tags, strict=True):
+            digest.update(f"{row_id}\t{' '.join(tags)}\n".encode())
+        return digest.hexdigest()
     for row_id, label in zip(split.ids, split.y, strict=True):
         digest.update(f"{row_id}\t{int(label)}\n".encode())
     return digest.hexdigest()
