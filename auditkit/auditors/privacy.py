@@ -14,11 +14,13 @@ import numpy as np
 from pydantic import Field, field_validator
 from torch.utils.data import ConcatDataset
 
-from auditkit.adapters.capabilities import Retrainable, RetrainRequest
+from auditkit.adapters.capabilities import Retrainable, RetrainRequest, TokenRetrainable
 from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.auditors.performance import headline_metrics
 from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.errors import AuditError
+from auditkit.ner.privacy_audit import metric_ids as token_metric_ids
+from auditkit.ner.privacy_audit import token_privacy
 from auditkit.predictions import Predictions
 from auditkit.privacy.mia import AttackResult, balanced, cross_entropy, loss_attack
 from auditkit.privacy.plan import RunSpec, plan_runs
@@ -147,6 +149,8 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
 
     @classmethod
     def metric_ids(cls, settings: PrivacySettings, config: AuditConfigBase) -> set[str]:
+        if config.data.task == "token-classification":
+            return {f"{cls.name}.{m}" for m in token_metric_ids(settings.epsilons)}
         ids = {f"{cls.name}.mia_auc[audited]", f"{cls.name}.epsilon_lower_bound[audited]"}
         for spec in settings.runs():
             tag = spec.tag
@@ -158,12 +162,21 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
 
     @classmethod
     def check_adapter(cls, settings: PrivacySettings, config: AuditConfigBase, adapter_cls: type) -> None:
+        if issubclass(adapter_cls, TokenRetrainable):  # token classifiers: DP heads on word features
+            if isinstance(settings.epochs, list) or isinstance(settings.learning_rate, list) or settings.sweep:
+                raise AuditError(
+                    "auditors.privacy: token-classification runs take one epochs and one learning_rate value "
+                    "and no sweep (the validation grid is not implemented for them)"
+                )
+            return
         super().check_adapter(settings, config, adapter_cls)
         settings.grid()
         adapter_cls.check_retrain(config.model, request(settings, config.seed))
 
     def run(self, context: AuditContext) -> PrivacyResult:
         s, data = self.settings, context.data
+        if isinstance(context.adapter, TokenRetrainable):
+            return token_privacy(context, s)  # type: ignore[return-value]
         whole = self._trainable(context)
         fit_rows, val_rows = validation_split(data.train.y, s.validation_share, context.seed)
         trainable = Trainable(whole.fresh, subset(whole.train, fit_rows), whole.test, whole.description)
