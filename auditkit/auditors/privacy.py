@@ -17,6 +17,7 @@ from torch.utils.data import ConcatDataset
 from auditkit.adapters.capabilities import Retrainable, RetrainRequest, TokenRetrainable
 from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.auditors.performance import headline_metrics
+from auditkit.auditors.performance_multiclass import multiclass_headline
 from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.errors import AuditError
 from auditkit.ner.privacy_audit import metric_ids as token_metric_ids
@@ -195,7 +196,10 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
         runs = [study.run(spec, non_private, delta, rng) for spec in s.runs()]
         # The audited model scores only the sampled members: no need to score the whole training split.
         test_p = context.predictions("test")
-        audited_metrics = headline_metrics(test_p.y_true, test_p.y_pred, test_p.scores)
+        if test_p.n_classes > 2:
+            audited_metrics = multiclass_headline(test_p.y_true, test_p.y_pred, test_p.n_classes)
+        else:
+            audited_metrics = headline_metrics(test_p.y_true, test_p.y_pred, test_p.scores)
         audited_degenerate = degenerate_reason(test_p.y_true, test_p.y_pred, s.n_boot, rng)
         audited: dict[str, AttackResult] = {}
         if constant_reason(test_p.y_pred) is None:  # a model at chance level can still memorise: attack it
