@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast test-slow bench lint screenshot clean
+.PHONY: install demo demo-ner test test-fast test-slow bench lint screenshot clean
 
 install: $(VENV)/.installed
 
@@ -19,6 +19,10 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	@$(BIN)/auditkit run audits/credit_risk.yaml; rc=$$?; \
+	if [ $$rc -eq 1 ]; then echo "(the audit ran; a gate failed: see the report)"; fi; test $$rc -le 1
+
+demo-ner: install
+	@$(BIN)/auditkit run audits/ner_people.yaml; rc=$$?; \
 	if [ $$rc -eq 1 ]; then echo "(the audit ran; a gate failed: see the report)"; fi; test $$rc -le 1
 
 # The slow end-to-end tests (real MiniLM, Adult, COMPAS, Ray, LiRA) are run by `make test-slow`: after

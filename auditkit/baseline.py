@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from auditkit.errors import AuditError
+from auditkit.predictions import Predictions
 from auditkit.results import AuditResult, BaselineComparison, GateResult
 from auditkit.stats.cells import CellTable, Confusion, Y
 from auditkit.stats.groups import DISPARITIES, confusion_disparity
@@ -196,6 +197,8 @@ def _paired_cells(result: AuditResult, baseline: Baseline) -> CellTable | None:
     if old is None or not {"id", "y_true", "y_pred"} <= set(old.columns):
         return None
     p = result.predictions
+    if not isinstance(p, Predictions):  # token classification: one row per word; compare by intervals
+        return None
     if p.n_classes > 2:  # the paired metrics are binary; multiclass gates compare intervals
         return None
     current = pd.DataFrame({"id": p.ids.astype(str), Y: p.y_true, CURRENT_PRED: p.y_pred, **result.sensitive})

@@ -65,11 +65,13 @@ class SplitSettings(StrictModel):
 
 
 class DataConfig(StrictModel):
-    path: Path = Field(description="CSV, Parquet or JSONL file, relative to the config file.")
-    format: Literal["csv", "parquet", "jsonl"] | None = Field(None, description="Defaults to the file suffix.")
     task: Literal["binary", "multiclass", "token-classification"] = "binary"
+    path: Path = Field(description="CSV, Parquet, JSONL (or CoNLL for token-classification), relative to the config.")
+    format: Literal["csv", "parquet", "jsonl", "conll"] | None = Field(None, description="Defaults to the file suffix.")
     sep: str | None = Field(None, min_length=1, max_length=1, description="CSV field separator; default ','.")
-    label: str = Field(description="Column holding the true outcome.")
+    label: str | None = Field(
+        None, description="Column holding the true outcome (token-classification JSONL: the tags, default 'tags')."
+    )
     positive_label: str | int | bool | None = Field(
         None, description="Binary only: label value of the favourable outcome (mapped to 1)."
     )
@@ -79,6 +81,10 @@ class DataConfig(StrictModel):
     classes: list[str] | None = Field(
         None, description="Multiclass only: the k >= 3 class names in the order reports and gate ids use."
     )
+    tokens: str = Field("tokens", description="token-classification JSONL: the column holding each sentence's words.")
+    tag_scheme: Literal["auto", "iob1", "iob2", "bioes"] = Field(
+        "auto", description="token-classification: the tagging scheme of the file; tags are normalised to IOB2."
+    )
     id_column: str | None = Field(None, description="Unique row id; defaults to the row number.")
     sensitive_features: list[str] = Field(default_factory=list)
     derived: dict[str, BinnedColumn] = Field(default_factory=dict, description="Columns computed from others.")
@@ -87,6 +93,17 @@ class DataConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
+        if self.task == "token-classification":
+            for key in ("positive_label", "negative_label", "classes", "text"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key} does not apply to task token-classification (tags come from the data)")
+            if self.derived:
+                raise ValueError("derived columns do not apply to task token-classification")
+            return self
+        if self.format == "conll":
+            raise ValueError("format conll holds token-classification data; set task: token-classification")
+        if self.label is None:
+            raise ValueError("label is required: the column holding the true outcome")
         if self.task == "binary":
             for key in ("positive_label", "negative_label"):
                 if getattr(self, key) is None:

@@ -47,6 +47,10 @@ class Split:
 def split_sha256(split: Split) -> str:
     """Fingerprint of which rows a split holds and their 0/1 labels (a baseline must audit the same)."""
     digest = hashlib.sha256()
+    if not isinstance(split, Split):  # token classification: sentences and their IOB2 tags
+        for row_id, tags in zip(split.ids, split.tags, strict=True):
+            digest.update(f"{row_id}\t{' '.join(tags)}\n".encode())
+        return digest.hexdigest()
     for row_id, label in zip(split.ids, split.y, strict=True):
         digest.update(f"{row_id}\t{int(label)}\n".encode())
     return digest.hexdigest()
@@ -72,13 +76,15 @@ class AuditData:
 def load_data(config: DataConfig, seed: int, *, hold_out: bool = True) -> AuditData:
     """Read and split the data; without ``hold_out`` every row is test and train is empty
     (a file of predictions has no training rows: see ``ModelAdapter.holds_out``)."""
+    if config.task == "token-classification":
+        from auditkit.ner.data import load_token_data
+
+        return load_token_data(config, seed)  # type: ignore[return-value]  # sentences, not rows
     path = Path(config.path)
     frame, digest = read_table(path, config.format, config.sep)
     if frame.empty:
         raise AuditError(f"{path}: the dataset has no rows")
     frame = _index_by_id(frame, config, path)
-    if config.task == "token-classification":
-        raise AuditError(f"{path}: data.task token-classification is not supported by this loader")
     labels, y = _label(frame, config, path)
     frame = _derive(frame, config, path)
     for column in config.sensitive_features:

@@ -72,7 +72,7 @@ def write_config(folder: Path, config: dict, name: str = "audit.yaml") -> Path:
     return path
 
 
-def train_tokenizer(texts: list[str], folder: Path):
+def train_tokenizer(texts: list[str], folder: Path, vocab_size: int = 200):
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import BertTokenizerFast
 
@@ -80,7 +80,7 @@ def train_tokenizer(texts: list[str], folder: Path):
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=200, special_tokens=specials))
+    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B [SEP]",

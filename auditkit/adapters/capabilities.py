@@ -81,6 +81,18 @@ class TextAttributable(GradientAttributable):
         """The id of the ``pad``, ``mask`` or ``unk`` token, None when the vocabulary has none."""
 
 
+class TokenAttributable(Attributable):
+    """Attribution of one word's tag: ``attribution_module()(input_ids, attention_mask)`` returns
+    (batch, pieces, tags) logits; the explain auditor runs the token engine for it."""
+
+    max_length: int
+    tokenizer: Any  # a fast tokenizer: words to pieces and back
+
+    @abstractmethod
+    def embedding_layer(self) -> torch.nn.Module:
+        """The layer whose output is attributed (the input embeddings)."""
+
+
 class TabularAttributable(GradientAttributable):
     """Feature-level attribution: ``attribution_module()(x)`` over an encoded float matrix."""
 
@@ -135,6 +147,18 @@ class Retrainable(Capability):
     @abstractmethod
     def trainable(self, data: AuditData, request: RetrainRequest, progress: ProgressReporter) -> Trainable:
         """A seeded fresh module factory with the train and test splits as its examples."""
+
+
+class TokenRetrainable(Capability):
+    """Token classifiers for DP runs: a head trained privately on a public encoder's word features (the
+    privacy auditor's token path), and the audited model's per-sentence loss for membership inference."""
+
+    capability = "retrain"
+    max_length: int
+
+    @abstractmethod
+    def sentence_losses(self, sentences: list[list[str]], tags: list[list[str]]) -> np.ndarray:
+        """Mean cross-entropy of the gold tags over each sentence's words, under the audited model."""
 
 
 def capability_name(kind: type) -> str:

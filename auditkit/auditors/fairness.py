@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -11,6 +12,8 @@ from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.data import Split
 from auditkit.errors import AuditError
+from auditkit.ner.fairness import NameProbe, check_probes, token_fairness
+from auditkit.ner.fairness import metric_ids as token_metric_ids
 from auditkit.results import AuditorResult, MetricValue
 from auditkit.stats.groups import (
     DISPARITIES,
@@ -44,6 +47,9 @@ class FairnessSettings(StrictModel):
     )
     counterfactual: dict[str, TextSwap] = Field(
         default_factory=dict, description="Named text edits, e.g. gender: {pairs: [[male, female]]}."
+    )
+    name_probes: dict[str, NameProbe] = Field(
+        default_factory=dict, description="token-classification: named name probes, e.g. sex: {names: ..., ...}."
     )
 
     def slices(self, config: AuditConfigBase) -> list[list[str]]:
@@ -180,6 +186,10 @@ class FairnessAuditor(Auditor[FairnessSettings]):
 
     @classmethod
     def metric_ids(cls, settings: FairnessSettings, config: AuditConfigBase) -> set[str]:
+        if config.data.task == "token-classification":
+            features = settings.features if settings.features is not None else list(config.data.sensitive_features)
+            ids = token_metric_ids(list(settings.name_probes), features, list(settings.counterfactual))
+            return {f"{cls.name}.{m}" for m in ids}
         ids = {f"{cls.name}.{m}[{slice_name(s)}]" for s in settings.slices(config) for m in DISPARITIES}
         if config.data.task == "multiclass":
             ids = {f"{cls.name}.accuracy_difference[{slice_name(s)}]" for s in settings.slices(config)}
@@ -195,7 +205,20 @@ class FairnessAuditor(Auditor[FairnessSettings]):
     @classmethod
     def check_config(cls, settings: FairnessSettings, config: AuditConfigBase) -> None:
         known = set(config.data.sensitive_features)
-        if not known:
+        token_task = config.data.task == "token-classification"
+        if settings.name_probes and not token_task:
+            raise AuditError("auditors.fairness.name_probes: name probes need data.task token-classification")
+        if token_task and settings.intersections:
+            raise AuditError("auditors.fairness.intersections: not supported for token-classification yet")
+        if token_task and (settings.features or []) and not known:
+            raise AuditError("auditors.fairness.features: data.sensitive_features is empty")
+        if token_task and not (known or settings.name_probes or settings.counterfactual):
+            raise AuditError(
+                "auditors.fairness: nothing to check; add name_probes, counterfactual or data.sensitive_features"
+            )
+        if token_task and config.config_path is not None:
+            check_probes(settings.name_probes, Path(config.config_path).parent)
+        if not known and not token_task:
             raise AuditError("auditors.fairness: data.sensitive_features is empty; name at least one")
         for key, features in (
             ("features", settings.features or []),
@@ -204,11 +227,13 @@ class FairnessAuditor(Auditor[FairnessSettings]):
             for feature in features:
                 if feature not in known:
                     raise AuditError(f"auditors.fairness.{key}: '{feature}' is not in data.sensitive_features")
-        if settings.counterfactual and config.data.text is None:
+        if settings.counterfactual and config.data.text is None and not token_task:
             raise AuditError("auditors.fairness.counterfactual: swaps edit text; the data section defines no text")
 
     def run(self, context: AuditContext) -> FairnessResult:
         s = self.settings
+        if context.config.data.task == "token-classification":
+            return token_fairness(context, s)  # type: ignore[return-value]
         p = context.predictions("test")
         rng = np.random.default_rng(context.seed)
         frame, slices = context.data.test.frame, s.slices(context.config)

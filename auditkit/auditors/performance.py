@@ -13,6 +13,8 @@ from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.auditors.performance_multiclass import MulticlassPerformanceResult, multiclass_performance
 from auditkit.auditors.performance_multiclass import metric_ids as multiclass_metric_ids
 from auditkit.config import AuditConfigBase, StrictModel
+from auditkit.ner.performance import token_performance
+from auditkit.ner.predictions import TokenPredictions
 from auditkit.predictions import Predictions
 from auditkit.results import AuditorResult, MetricValue
 from auditkit.stats.cells import PRED, CellTable, Confusion, Y
@@ -126,6 +128,11 @@ class PerformanceAuditor(Auditor[PerformanceSettings]):
 
     @classmethod
     def metric_ids(cls, settings: PerformanceSettings, config: AuditConfigBase) -> set[str]:
+        if config.data.task == "token-classification":
+            from auditkit.ner.data import entity_types_of
+            from auditkit.ner.performance import metric_ids
+
+            return {f"{cls.name}.{m}" for m in metric_ids(entity_types_of(config.data))}
         if config.data.task == "multiclass":
             return multiclass_metric_ids(cls.name, config.data.classes)
         return {f"{cls.name}.{m}" for m in GATEABLE}
@@ -144,6 +151,9 @@ class PerformanceAuditor(Auditor[PerformanceSettings]):
 
     def run(self, context: AuditContext) -> PerformanceResult | MulticlassPerformanceResult:
         p = context.predictions("test")
+        if isinstance(p, TokenPredictions):
+            s = self.settings
+            return token_performance(p, n_boot=s.n_boot, confidence=s.confidence, seed=context.seed)  # type: ignore[return-value]
         if p.n_classes > 2:
             rng = np.random.default_rng(context.seed)
             return multiclass_performance(p, self.settings.n_boot, self.settings.confidence, rng)

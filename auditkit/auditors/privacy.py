@@ -14,11 +14,14 @@ import numpy as np
 from pydantic import Field, field_validator
 from torch.utils.data import ConcatDataset
 
-from auditkit.adapters.capabilities import Retrainable, RetrainRequest
+from auditkit.adapters.capabilities import Retrainable, RetrainRequest, TokenRetrainable
 from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.auditors.performance import headline_metrics
+from auditkit.auditors.performance_multiclass import multiclass_headline
 from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.errors import AuditError
+from auditkit.ner.privacy_audit import metric_ids as token_metric_ids
+from auditkit.ner.privacy_audit import token_privacy
 from auditkit.predictions import Predictions
 from auditkit.privacy.mia import AttackResult, balanced, cross_entropy, loss_attack
 from auditkit.privacy.plan import RunSpec, plan_runs
@@ -147,6 +150,8 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
 
     @classmethod
     def metric_ids(cls, settings: PrivacySettings, config: AuditConfigBase) -> set[str]:
+        if config.data.task == "token-classification":
+            return {f"{cls.name}.{m}" for m in token_metric_ids(settings.epsilons)}
         ids = {f"{cls.name}.mia_auc[audited]", f"{cls.name}.epsilon_lower_bound[audited]"}
         for spec in settings.runs():
             tag = spec.tag
@@ -158,12 +163,21 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
 
     @classmethod
     def check_adapter(cls, settings: PrivacySettings, config: AuditConfigBase, adapter_cls: type) -> None:
+        if issubclass(adapter_cls, TokenRetrainable):  # token classifiers: DP heads on word features
+            if isinstance(settings.epochs, list) or isinstance(settings.learning_rate, list) or settings.sweep:
+                raise AuditError(
+                    "auditors.privacy: token-classification runs take one epochs and one learning_rate value "
+                    "and no sweep (the validation grid is not implemented for them)"
+                )
+            return
         super().check_adapter(settings, config, adapter_cls)
         settings.grid()
         adapter_cls.check_retrain(config.model, request(settings, config.seed))
 
     def run(self, context: AuditContext) -> PrivacyResult:
         s, data = self.settings, context.data
+        if isinstance(context.adapter, TokenRetrainable):
+            return token_privacy(context, s)  # type: ignore[return-value]
         whole = self._trainable(context)
         fit_rows, val_rows = validation_split(data.train.y, s.validation_share, context.seed)
         trainable = Trainable(whole.fresh, subset(whole.train, fit_rows), whole.test, whole.description)
@@ -182,7 +196,10 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
         runs = [study.run(spec, non_private, delta, rng) for spec in s.runs()]
         # The audited model scores only the sampled members: no need to score the whole training split.
         test_p = context.predictions("test")
-        audited_metrics = headline_metrics(test_p.y_true, test_p.y_pred, test_p.scores)
+        if test_p.n_classes > 2:
+            audited_metrics = multiclass_headline(test_p.y_true, test_p.y_pred, test_p.n_classes)
+        else:
+            audited_metrics = headline_metrics(test_p.y_true, test_p.y_pred, test_p.scores)
         audited_degenerate = degenerate_reason(test_p.y_true, test_p.y_pred, s.n_boot, rng)
         audited: dict[str, AttackResult] = {}
         if constant_reason(test_p.y_pred) is None:  # a model at chance level can still memorise: attack it

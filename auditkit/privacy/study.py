@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from scipy.special import softmax
 
 from auditkit.auditors.performance import headline_metrics
+from auditkit.auditors.performance_multiclass import multiclass_headline
 from auditkit.predictions import Predictions
 from auditkit.privacy.lira import lira_attack
 from auditkit.privacy.mia import AttackResult, loss_attack
@@ -24,7 +25,7 @@ from auditkit.privacy.selection import (
     subset,
     validation_score,
 )
-from auditkit.stats.groups import GroupRules, group_metrics
+from auditkit.stats.groups import GroupRules, group_metrics, group_metrics_by_class
 from auditkit.stats.paired import paired_changes
 from auditkit.training import Trainable
 
@@ -121,13 +122,23 @@ class Study:
         slices = [[f] for f in data.sensitive_features]
         rules = GroupRules(min_group_size=s.min_group_size, n_boot=s.n_boot)
         sensitive = data.test.frame
-        reports = group_metrics(test_p.y_true, test_p.y_pred, test_p.scores, sensitive, slices, rules, rng)
-        by_group = {
-            name: {g: {r: rep.rates[r].value for r in GROUP_RATES} for g, rep in report.groups.items()}
-            for name, report in reports.items()
-        }
+        multiclass = test_p.n_classes > 2
+        if multiclass:  # per-group accuracy over all classes
+            _, accuracy = group_metrics_by_class(
+                test_p.y_true, test_p.y_pred, test_p.probabilities, test_p.classes, sensitive, slices, rules, rng
+            )
+            by_group = {
+                name: {g: {"accuracy": rep.rates["accuracy"].value} for g, rep in report.groups.items()}
+                for name, report in accuracy.items()
+            }
+        else:
+            reports = group_metrics(test_p.y_true, test_p.y_pred, test_p.scores, sensitive, slices, rules, rng)
+            by_group = {
+                name: {g: {r: rep.rates[r].value for r in GROUP_RATES} for g, rep in report.groups.items()}
+                for name, report in reports.items()
+            }
         cost = {}
-        if reference is not None:
+        if reference is not None and not multiclass:  # the paired changes are binary rates
             why = _why_inconclusive(degenerate, reference.result.degenerate)
             cost = _fairness_cost(sensitive, test_p, reference.predictions, slices, rules, rng, why)
         mia = lira = None
@@ -165,7 +176,9 @@ class Study:
             threshold=threshold,
             validation_score=validation_score(self.y_val, outcome.validation_logits),
             seconds=round(outcome.seconds, 2),
-            metrics=headline_metrics(test_p.y_true, test_p.y_pred, test_p.scores),
+            metrics=multiclass_headline(test_p.y_true, test_p.y_pred, test_p.n_classes)
+            if multiclass
+            else headline_metrics(test_p.y_true, test_p.y_pred, test_p.scores),
             by_group=by_group,
             fairness_cost=cost,
             degenerate=degenerate,

@@ -40,10 +40,16 @@ def to_markdown(result: AuditResult) -> str:
     performance = result.auditors.get("performance")
     if performance is not None:
         m = performance.summary()["metrics"]
-        lines.append(
-            f"Performance on {m['n']} held-out rows: accuracy {number(m['accuracy'])}, "
-            f"balanced accuracy {number(m['balanced_accuracy'])}, ROC AUC {number(m['roc_auc'])}."
-        )
+        if "n_sentences" in m:  # token classification
+            lines.append(
+                f"Entities in {m['n_sentences']} held-out sentences: F1 {number(m['f1'])} (micro), "
+                f"{number(m['macro_f1'])} (macro); token accuracy {number(m['token_accuracy'])}."
+            )
+        else:
+            lines.append(
+                f"Performance on {m['n']} held-out rows: accuracy {number(m['accuracy'])}, "
+                f"balanced accuracy {number(m['balanced_accuracy'])}, ROC AUC {number(m['roc_auc'])}."
+            )
         lines.append("")
     fairness = result.auditors.get("fairness")
     if fairness is not None:

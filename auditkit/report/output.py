@@ -33,6 +33,7 @@ def writers() -> dict[str, Writer]:
         "summary.md": markdown.write,
         "predictions.csv": tables.write_predictions,
         "attributions.jsonl": tables.write_attributions,
+        "entities.jsonl": tables.write_entities,
         "report.html": html.write,
     }
 

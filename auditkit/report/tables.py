@@ -7,11 +7,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from auditkit.ner.predictions import TokenPredictions
 from auditkit.results import AuditResult
 
 
 def write_predictions(result: AuditResult, path: Path) -> None:
     p = result.predictions
+    if isinstance(p, TokenPredictions):  # one row per word
+        pd.DataFrame(p.rows(result.sensitive)).to_csv(path, index=False, float_format="%.17g", lineterminator="\n")
+        return
     if p.n_classes > 2:  # multiclass: class names, and one probability column per class
         names = pd.Series(p.classes)
         frame = pd.DataFrame({"id": p.ids, "y_true": names[p.y_true].to_numpy(), "y_pred": names[p.y_pred].to_numpy()})
@@ -27,4 +31,13 @@ def write_predictions(result: AuditResult, path: Path) -> None:
 def write_attributions(result: AuditResult, path: Path) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         for record in result.attributions:
+            handle.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def write_entities(result: AuditResult, path: Path) -> None:
+    """``entities.jsonl`` for token classification: gold and predicted spans per sentence (others: no file)."""
+    if not isinstance(result.predictions, TokenPredictions):
+        return
+    with open(path, "w", encoding="utf-8") as handle:
+        for record in result.predictions.entity_records():
             handle.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")

@@ -1,0 +1,1 @@
+"""Token classification (named-entity recognition): data, tags, entity metrics and the name probe."""

@@ -1,0 +1,139 @@
+"""``privacy`` for token classifiers: DP token heads at each epsilon on the public base encoder's word
+features, entity F1 per run, and a sentence-level membership-inference attack on every run and on the
+audited model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from auditkit.errors import AuditError
+from auditkit.ner.metrics import count_entities, entity_report
+from auditkit.ner.privacy import head_outputs, train_head, word_data, word_features, word_labels
+from auditkit.ner.wordpieces import label_set
+from auditkit.privacy.mia import balanced, loss_attack
+from auditkit.results import AuditorResult, MetricValue
+
+
+class TokenPrivacyResult(AuditorResult):
+    task: str = "token-classification"
+    trained: str
+    delta: float
+    runs: list[dict[str, Any]]
+    non_private: dict[str, Any]
+    audited_model: dict[str, Any]
+
+    def metric_values(self) -> dict[str, MetricValue]:
+        mia = self.audited_model["mia"]
+        out = {
+            "mia_auc[audited]": MetricValue(mia["auc"]),
+            "epsilon_lower_bound[audited]": MetricValue(mia["epsilon_lower_bound"]),
+        }
+        for run in self.runs:
+            tag = f"eps={run['target_epsilon']:g}"
+            ci = run["metrics"]["ci"].get("f1")
+            f1 = run["metrics"]["entity_f1"]
+            reason = None if f1 is not None else "no gold or predicted entities"
+            out[f"entity_f1[{tag}]"] = MetricValue(f1, tuple(ci) if ci else None, reason)
+            out[f"mia_auc[{tag}]"] = MetricValue(run["mia"]["auc"])
+        return out
+
+
+def metric_ids(epsilons: list[float]) -> set[str]:
+    ids = {"mia_auc[audited]", "epsilon_lower_bound[audited]"}
+    for eps in epsilons:
+        ids |= {f"entity_f1[eps={eps:g}]", f"mia_auc[eps={eps:g}]"}
+    return ids
+
+
+def _attack(member: np.ndarray, nonmember: np.ndarray, delta: float, rng: np.random.Generator) -> dict[str, Any]:
+    m, n = balanced(member, nonmember, rng)
+    return loss_attack(m, n, delta).model_dump(mode="json", exclude={"roc"})
+
+
+def token_privacy(context: Any, settings: Any) -> TokenPrivacyResult:
+    from transformers import AutoModel, AutoTokenizer
+
+    from auditkit.adapters.hf_text import SAFE, check_model_folder, resolve_base
+
+    adapter, data, seed = context.adapter, context.data, context.seed
+    base_spec = settings.base or getattr(getattr(context.config.model, "build", None), "base", None)
+    if base_spec is None:
+        raise AuditError("auditors.privacy.base: token DP runs need a public base encoder (or model.build.base)")
+    base = Path(resolve_base(base_spec))
+    check_model_folder(base, "auditors.privacy.base")
+    encoder = AutoModel.from_pretrained(base, use_safetensors=True, **SAFE)
+    tokenizer = AutoTokenizer.from_pretrained(base, use_fast=True, **SAFE)  # the encoder's own word pieces
+    features = {
+        name: word_features(encoder, tokenizer, split.tokens, max_length=adapter.max_length, device=adapter.device)
+        for name, split in (("train", data.train), ("test", data.test))
+    }
+    labels = label_set(data.train.tags)
+    label2id = {t: i for i, t in enumerate(labels)}
+    id2label = dict(enumerate(labels))
+    y = {
+        name: word_labels(tokenizer, split.tokens, split.tags, label2id, adapter.max_length)
+        for name, split in (("train", data.train), ("test", data.test))
+    }
+    delta = settings.delta if settings.delta is not None else 1.0 / (10 * len(data.train))
+    rng = np.random.default_rng(seed)
+    train = word_data(features["train"], y["train"])
+    hidden = features["train"][0].shape[1]
+
+    def run(target: float | None) -> dict[str, Any]:
+        outcome = train_head(
+            train,
+            hidden,
+            len(labels),
+            target_epsilon=target,
+            delta=delta,
+            epochs=settings.epochs,
+            learning_rate=settings.learning_rate,
+            batch_size=settings.batch_size,
+            max_grad_norm=settings.max_grad_norm,
+            accountant=settings.accountant,
+            seed=seed,
+            device=adapter.device,
+            progress=context.progress,
+        )
+        test_tags, test_loss = head_outputs(outcome.head, features["test"], y["test"], id2label, adapter.device)
+        _, train_loss = head_outputs(outcome.head, features["train"], y["train"], id2label, adapter.device)
+        report = entity_report(count_entities(data.test.tags, test_tags), settings.n_boot, 0.95, seed)
+        return {
+            "target_epsilon": target,
+            "epsilon": outcome.epsilon,
+            "delta": delta,
+            "noise_multiplier": outcome.noise_multiplier,
+            "sample_rate": outcome.sample_rate,
+            "steps": outcome.steps,
+            "max_grad_norm": settings.max_grad_norm if target is not None else None,
+            "accountant": settings.accountant if target is not None else None,
+            "epochs": settings.epochs,
+            "seconds": round(outcome.seconds, 2),
+            "by_group": {},  # per-group results of token runs: not computed yet
+            "metrics": {
+                "entity_f1": report["metrics"]["f1"],
+                "token_accuracy": report["metrics"]["token_accuracy"],
+                "accuracy": report["metrics"]["token_accuracy"],
+                "ci": {"f1": report["ci"]["f1"]},
+            },
+            "mia": _attack(train_loss, test_loss, delta, rng),
+        }
+
+    runs = [run(eps) for eps in settings.epsilons]
+    reference = run(None)
+    audited = _attack(
+        adapter.sentence_losses(data.train.tokens, data.train.tags),
+        adapter.sentence_losses(data.test.tokens, data.test.tags),
+        delta,
+        rng,
+    )
+    return TokenPrivacyResult(
+        trained=f"a token-classification head on the frozen public encoder {base_spec} (per-sentence DP-SGD)",
+        delta=delta,
+        runs=runs,
+        non_private=reference,
+        audited_model={"mia": audited},
+    )

@@ -1,0 +1,173 @@
+"""The demographic name probe of Mishra, He & Belli (2020), "Assessing demographic bias in named
+entity recognition": templates with a person slot, filled with first names from demographic groups.
+
+Per group, the recall is the share of (name, template) mentions the model tags as exactly one
+person entity at the slot. Intervals resample names within each group (the names are the sample
+drawn from a population of names; the templates are fixed), so a ratio between groups is only as
+certain as the few dozen names behind it.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from auditkit.errors import AuditError
+from auditkit.ner.tags import spans
+from auditkit.stats.intervals import percentile_interval
+
+SLOT = "{name}"
+BUNDLED = "name_templates.txt"
+
+
+@dataclass(frozen=True)
+class Template:
+    words: list[str]
+    slot: int  # position of the name
+
+
+@dataclass(frozen=True)
+class ProbeSet:
+    """Every template filled with every name: sentence k is template ``k % T`` with name ``k // T``."""
+
+    templates: list[Template]
+    names: list[str]
+    groups: list[str]  # group of each name
+
+    @property
+    def sentences(self) -> list[list[str]]:
+        return [
+            [name if i == t.slot else w for i, w in enumerate(t.words)] for name in self.names for t in self.templates
+        ]
+
+    @property
+    def slots(self) -> list[int]:
+        return [t.slot for _ in self.names for t in self.templates]
+
+
+def load_templates(path: Path | None = None) -> list[Template]:
+    """One template per line with exactly one ``{name}`` word; ``#`` starts a comment line."""
+    if path is None:
+        text = resources.files("auditkit.ner").joinpath("resources", BUNDLED).read_text(encoding="utf-8")
+        where = f"auditkit/ner/resources/{BUNDLED}"
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (FileNotFoundError, IsADirectoryError):
+            raise AuditError(f"{path}: templates file not found") from None
+        except UnicodeDecodeError:
+            raise AuditError(f"{path}: templates file is not UTF-8 text") from None
+        where = str(path)
+    templates = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        words = line.split()
+        slots = [i for i, w in enumerate(words) if w == SLOT]
+        if len(slots) != 1 or line.count(SLOT) != 1:
+            raise AuditError(f"{where}:{number}: a template needs exactly one {SLOT} as a word of its own")
+        templates.append(Template(words, slots[0]))
+    if not templates:
+        raise AuditError(f"{where}: no templates (one sentence per line with a {SLOT} word)")
+    return templates
+
+
+def load_names(path: Path, group_column: str, name_column: str = "name") -> tuple[list[str], list[str]]:
+    """Names and their groups from a CSV; rows with an empty group are not part of this probe."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (FileNotFoundError, IsADirectoryError):
+        raise AuditError(f"{path}: names file not found") from None
+    except UnicodeDecodeError:
+        raise AuditError(f"{path}: names file is not UTF-8 text") from None
+    if not rows:
+        raise AuditError(f"{path}: the names file has no rows")
+    for column in (name_column, group_column):
+        if column not in rows[0]:
+            raise AuditError(f"{path}: column '{column}' is not in the names file (columns: {', '.join(rows[0])})")
+    names, groups = [], []
+    for number, row in enumerate(rows, start=2):
+        name, group = (row[name_column] or "").strip(), (row[group_column] or "").strip()
+        if not group:
+            continue
+        if not name or len(name.split()) != 1:
+            raise AuditError(f"{path}:{number}: column '{name_column}' must hold one word, got {name!r}")
+        names.append(name)
+        groups.append(group)
+    if len(set(groups)) < 2:
+        raise AuditError(f"{path}: column '{group_column}' needs at least two groups of names for a comparison")
+    return names, groups
+
+
+def recognised(probe: ProbeSet, predicted_tags: list[list[str]], person_type: str) -> np.ndarray:
+    """(names, templates) booleans: the name, and only the name, is one ``person_type`` entity."""
+    hits = np.array(
+        [(slot, slot + 1, person_type) in spans(tags) for slot, tags in zip(probe.slots, predicted_tags, strict=True)]
+    )
+    return hits.reshape(len(probe.names), len(probe.templates))
+
+
+def probe_report(
+    probe: ProbeSet, hits: np.ndarray, *, n_boot: int, confidence: float, seed: int, min_names: int
+) -> dict[str, Any]:
+    """Recall per group with a names-bootstrap interval; ratio (lowest / highest) and difference between groups."""
+    per_name = hits.mean(axis=1)
+    groups = np.asarray(probe.groups)
+    rng = np.random.default_rng(seed)
+    by_group: dict[str, dict[str, Any]] = {}
+    replicates: dict[str, np.ndarray] = {}
+    for group in sorted(set(probe.groups)):
+        values = per_name[groups == group]
+        draws = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
+        interval, _ = percentile_interval(draws, confidence)
+        ok = len(values) >= min_names
+        by_group[group] = {
+            "n_names": int(len(values)),
+            "n_mentions": int(len(values) * hits.shape[1]),
+            "recall": float(values.mean()),
+            "ci": {"recall": list(interval) if interval else None},
+            "status": "ok" if ok else "insufficient",
+            "lowest_names": _lowest(probe, per_name, groups == group),
+        }
+        if ok:
+            replicates[group] = draws
+    disparity: dict[str, Any] = {"groups_compared": sorted(replicates)}
+    if len(replicates) < 2:
+        reason = f"fewer than two groups with at least {min_names} names"
+        for key in ("name_recall_ratio", "name_recall_difference"):
+            disparity[key], disparity[f"{key}_reason"] = None, reason
+        disparity["ci"] = {"name_recall_ratio": None, "name_recall_difference": None}
+        return {"by_group": by_group, "disparity": disparity, "n_templates": len(probe.templates)}
+    point = np.array([by_group[g]["recall"] for g in replicates])
+    boot = np.column_stack(list(replicates.values()))
+    low, high = point.min(), point.max()
+    disparity["lowest_group"] = list(replicates)[int(point.argmin())]
+    disparity["highest_group"] = list(replicates)[int(point.argmax())]
+    disparity["name_recall_difference"] = float(high - low)
+    diff_ci, _ = percentile_interval(boot.max(axis=1) - boot.min(axis=1), confidence)
+    ci: dict[str, list[float] | None] = {"name_recall_difference": list(diff_ci) if diff_ci else None}
+    if high > 0:
+        disparity["name_recall_ratio"] = float(low / high)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio_boot = np.where(boot.max(axis=1) > 0, boot.min(axis=1) / boot.max(axis=1), np.nan)
+        ratio_ci, _ = percentile_interval(ratio_boot, confidence)
+        ci["name_recall_ratio"] = list(ratio_ci) if ratio_ci else None
+    else:
+        disparity["name_recall_ratio"] = None
+        disparity["name_recall_ratio_reason"] = "no group's names were recognised as persons"
+        ci["name_recall_ratio"] = None
+    disparity["ci"] = ci
+    return {"by_group": by_group, "disparity": disparity, "n_templates": len(probe.templates)}
+
+
+def _lowest(probe: ProbeSet, per_name: np.ndarray, mask: np.ndarray, k: int = 5) -> list[dict[str, Any]]:
+    """The group's names recognised least often: what a reader checks first."""
+    idx = np.flatnonzero(mask)
+    order = idx[np.argsort(per_name[idx], kind="stable")][:k]
+    return [{"name": probe.names[i], "recall": float(per_name[i])} for i in order]

@@ -1,0 +1,342 @@
+"""HTML sections of token-classification audits: entity-type table with intervals, type confusion,
+name-probe chart per group, per-group entity F1 and counterfactual swaps. They format; they compute nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+
+from auditkit.ner.explain_audit import TokenExplainResult
+from auditkit.ner.fairness import TokenFairnessResult
+from auditkit.ner.performance import TokenPerformanceResult
+from auditkit.ner.privacy_audit import TokenPrivacyResult
+from auditkit.report.format import interval, number
+from auditkit.report.sections.base import Heatmap, Section, Table, figure_json, section_builder
+from auditkit.results import AuditorResult, GateResult
+
+
+def _gate_cell(gates: dict[str, GateResult], gate_id: str) -> str:
+    gate = gates.get(gate_id)
+    return f"{gate.status} ({gate.op} {gate.threshold:g})" if gate else ""
+
+
+@section_builder(TokenPerformanceResult)
+def token_performance_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
+    s = result.summary()
+    m, ci = s["metrics"], s["ci"]
+    labels = {
+        "precision": "entity precision (micro)",
+        "recall": "entity recall (micro)",
+        "f1": "entity F1 (micro)",
+        "macro_f1": "entity F1 (macro over types)",
+        "token_accuracy": "token accuracy",
+    }
+    headline = Table(
+        ["metric", "value", "95% CI", "note"],
+        [[label, m.get(key), interval(ci.get(key)), m.get(f"{key}_reason", "")] for key, label in labels.items()]
+        + [
+            ["sentences", m["n_sentences"], "", ""],
+            ["words", m["n_words"], "", ""],
+            ["gold entities", m["n_gold_entities"], "", ""],
+            ["predicted entities", m["n_pred_entities"], "", ""],
+        ],
+        caption="Strict IOB2 span matches (seqeval strict mode); intervals resample sentences",
+    )
+    by_type = Table(
+        ["type", "support", "predicted", "correct", "precision", "95% CI", "recall", "95% CI", "F1", "95% CI"],
+        [
+            [
+                kind,
+                r["support"],
+                r["n_pred"],
+                r["tp"],
+                number(r.get("precision")),
+                interval(r["ci"].get("precision")),
+                number(r.get("recall")),
+                interval(r["ci"].get("recall")),
+                number(r.get("f1")),
+                interval(r["ci"].get("f1")),
+            ]
+            for kind, r in sorted(s["by_type"].items(), key=lambda kv: -kv[1]["support"])
+        ],
+        caption="Per entity type",
+    )
+    confusion = s["type_confusion"]
+    columns = sorted({c for row in confusion.values() for c in row})
+    confusion_table = Table(
+        ["gold type", *columns],
+        [[kind, *(row.get(c, 0) for c in columns)] for kind, row in sorted(confusion.items())],
+        caption="What became of each gold entity: a type at the exact span, (boundary) = overlapping span, "
+        "(missed) = nothing; row (spurious) counts predicted entities that overlap no gold entity",
+    )
+    kinds = [k for k, r in s["by_type"].items() if r.get("f1") is not None]
+    fig = go.Figure(
+        go.Bar(
+            x=kinds,
+            y=[s["by_type"][k]["f1"] for k in kinds],
+            error_y=_whiskers([s["by_type"][k]["f1"] for k in kinds], [s["by_type"][k]["ci"].get("f1") for k in kinds]),
+        )
+    )
+    fig.update_layout(title="Entity F1 per type (95% intervals)", yaxis_range=[0, 1])
+    notes = []
+    if m.get("n_truncated"):
+        notes.append(
+            f"{m['n_truncated']} sentences were longer than the model's maximum length; their last words "
+            "were tagged O without a score."
+        )
+    return Section(
+        key=name,
+        title="Performance (entities)",
+        tables=[headline, by_type, confusion_table],
+        figures=[figure_json(fig)],
+        notes=notes,
+    )
+
+
+@section_builder(TokenFairnessResult)
+def token_fairness_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
+    s = result.summary()
+    gate_of = {g.id: g for g in gates}
+    tables, figures, notes = [], [], []
+    for probe, report in s["name_probe"].items():
+        groups = report["by_group"]
+        names = list(groups)
+        fig = go.Figure(
+            go.Bar(
+                x=names,
+                y=[groups[g]["recall"] for g in names],
+                error_y=_whiskers([groups[g]["recall"] for g in names], [groups[g]["ci"]["recall"] for g in names]),
+                hovertext=[f"{groups[g]['n_names']} names, {groups[g]['status']}" for g in names],
+            )
+        )
+        fig.update_layout(
+            title=f"Name probe '{probe}': share of names tagged as one {report['person_type']} "
+            "entity (95% intervals over names)",
+            yaxis_range=[0, 1],
+        )
+        figures.append(figure_json(fig))
+        d = report["disparity"]
+        tables.append(
+            Table(
+                ["group", "names", "mentions", "recall", "95% CI", "status", "least recognised names"],
+                [
+                    [
+                        g,
+                        r["n_names"],
+                        r["n_mentions"],
+                        r["recall"],
+                        interval(r["ci"]["recall"]),
+                        r["status"],
+                        ", ".join(f"{x['name']} ({x['recall']:.2f})" for x in r["lowest_names"]),
+                    ]
+                    for g, r in groups.items()
+                ],
+                caption=f"Name probe '{probe}' over {report['n_templates']} templates",
+            )
+        )
+        tables.append(
+            Table(
+                ["measure", "value", "95% CI", "gate", "note"],
+                [
+                    [
+                        key,
+                        d.get(key),
+                        interval(d["ci"].get(key)),
+                        _gate_cell(gate_of, f"fairness.{key}[{probe}]"),
+                        d.get(f"{key}_reason", ""),
+                    ]
+                    for key in ("name_recall_ratio", "name_recall_difference")
+                ],
+                caption=f"Name probe '{probe}': lowest / highest group recall, and their difference",
+            )
+        )
+    for feature, groups in s["by_group"].items():
+        d = s["disparities"][feature]
+        tables.append(
+            Table(
+                ["group", "sentences", "gold entities", "entity F1", "95% CI", "status"],
+                [
+                    [
+                        g,
+                        r["n_sentences"],
+                        r["n_gold_entities"],
+                        r.get("entity_f1"),
+                        interval(r["ci"]["entity_f1"]),
+                        r["status"],
+                    ]
+                    for g, r in groups.items()
+                ],
+                caption=f"Entity F1 by {feature}; ratio {number(d.get('entity_f1_ratio'))} "
+                f"{interval(d['ci'].get('entity_f1_ratio'))}, difference {number(d.get('entity_f1_difference'))} "
+                f"{interval(d['ci'].get('entity_f1_difference'))}",
+            )
+        )
+    if s["counterfactual"]:
+        tables.append(
+            Table(
+                ["swap", "sentences edited", "share whose entities change", "95% CI", "gate", "note"],
+                [
+                    [
+                        swap,
+                        c["n"],
+                        c.get("flip_rate"),
+                        interval(c["ci"].get("flip_rate")),
+                        _gate_cell(gate_of, f"fairness.counterfactual_flip_rate[{swap}]"),
+                        c.get("flip_rate_reason", ""),
+                    ]
+                    for swap, c in s["counterfactual"].items()
+                ],
+                caption="Counterfactual swaps: each test sentence edited word by word and tagged again",
+            )
+        )
+        for swap, c in s["counterfactual"].items():
+            for example in c.get("examples", [])[:3]:
+                notes.append(
+                    f"{swap}: '{' '.join(example['tokens'])}' entities {example['before']} -> {example['after']}"
+                )
+    return Section(
+        key=name,
+        title="Fairness (entities and names)",
+        tables=tables,
+        figures=figures,
+        notes=notes,
+        intro="The name probe (Mishra, He & Belli 2020) fills template sentences with first names of "
+        "each group and counts how often the model tags the name, exactly, as a person.",
+    )
+
+
+def _whiskers(values: list[Any], cis: list[Any]) -> dict[str, Any]:
+    pairs = list(zip(values, cis, strict=True))
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": [(c[1] - v) if c and v is not None else 0 for v, c in pairs],
+        "arrayminus": [(v - c[0]) if c and v is not None else 0 for v, c in pairs],
+    }
+
+
+def _colour(score: float, scale: float) -> str:
+    alpha = min(1.0, abs(score) / scale) * 0.85 if scale > 0 else 0.0
+    return f"rgba(35, 140, 60, {alpha:.3f})" if score >= 0 else f"rgba(200, 40, 40, {alpha:.3f})"
+
+
+def token_heatmap(record: dict[str, Any]) -> Heatmap:
+    """The sentence's words coloured by attribution; the explained word is bracketed and labelled."""
+    tokens = record["tokens"]
+    scale = max((abs(t["score"]) for i, t in enumerate(tokens) if i != record["position"]), default=0.0)
+    pieces: list[tuple[str, str | None, str]] = []
+    for i, t in enumerate(tokens):
+        if i:
+            pieces.append((" ", None, ""))
+        if i == record["position"]:
+            pieces.append(
+                (
+                    f"[{t['token']}]",
+                    "rgba(60, 90, 200, 0.35)",
+                    f"explained word, tagged {record['tag']}; its own attribution {t['score']:+.4g}",
+                )
+            )
+        else:
+            pieces.append((t["token"], _colour(t["score"], scale), f"{t['score']:+.4g}"))
+    label = (
+        f"{record['id']} · word {record['position'] + 1} tagged {record['tag']} · F(x) − F(baseline) = "
+        f"{record['f_input'] - record['f_baseline']:+.4g} · {record['steps']} steps · "
+        f"relative error {record['delta']:.2g}"
+    )
+    return Heatmap(label, pieces)
+
+
+@section_builder(TokenExplainResult)
+def token_explain_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
+    s = result.summary()
+    f, d = s["faithfulness"], s["relative_delta"]
+    tables = [
+        Table(
+            ["measure", "value"],
+            [
+                ["explained words", s["n_examples"]],
+                ["mean steps", number(s["steps"]["mean"])],
+                ["median relative completeness error", number(d["median"])],
+                [f"share above tolerance {s['tolerance']:g}", number(d["share_above_tolerance"])],
+                [
+                    "comprehensiveness AOPC (random)",
+                    f"{number(f['comprehensiveness_aopc'])} ({number(f['random_comprehensiveness_aopc'])})",
+                ],
+                [
+                    "sufficiency AOPC (random)",
+                    f"{number(f['sufficiency_aopc'])} ({number(f['random_sufficiency_aopc'])})",
+                ],
+            ],
+            caption="Integrated gradients for one word's predicted tag per sentence (explained word never erased)",
+        )
+    ]
+    for kind, rows in s["context_words_by_type"].items():
+        tables.append(
+            Table(
+                ["context word", "mean attribution", "count"],
+                [[r["token"], r["mean_attribution"], r["count"]] for r in rows],
+                caption=f"Context words that most drive '{kind}' tags",
+            )
+        )
+    return Section(
+        key=name, title="Explanations (entities)", tables=tables, heatmaps=[token_heatmap(r) for r in s["examples"]]
+    )
+
+
+@section_builder(TokenPrivacyResult)
+def token_privacy_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
+    s = result.summary()
+    rows = []
+    for run in [*s["runs"], s["non_private"]]:
+        m, mia = run["metrics"], run["mia"]
+        eps = "non-private" if run["target_epsilon"] is None else f"{run['target_epsilon']:g}"
+        rows.append(
+            [
+                eps,
+                number(run["epsilon"]),
+                number(run["noise_multiplier"]),
+                run["steps"],
+                number(m["entity_f1"]),
+                interval(m["ci"].get("f1")),
+                number(mia["auc"]),
+                number(mia["epsilon_lower_bound"]),
+                number(mia["epsilon_lower_bound_ceiling"]),
+            ]
+        )
+    audited = s["audited_model"]["mia"]
+    return Section(
+        key=name,
+        title="Privacy (entities)",
+        intro=f"Trained: {s['trained']}; delta {number(s['delta'])}. A sentence is one example.",
+        tables=[
+            Table(
+                [
+                    "target ε",
+                    "accounted ε",
+                    "noise",
+                    "steps",
+                    "entity F1",
+                    "95% CI",
+                    "MIA AUC",
+                    "ε lower bound",
+                    "bound ceiling",
+                ],
+                rows,
+                caption="DP runs and the non-private reference",
+            ),
+            Table(
+                ["model", "MIA AUC", "ε lower bound", "members", "non-members"],
+                [
+                    [
+                        "audited",
+                        number(audited["auc"]),
+                        number(audited["epsilon_lower_bound"]),
+                        audited["n_members"],
+                        audited["n_nonmembers"],
+                    ]
+                ],
+                caption="Sentence-level loss-threshold membership inference on the audited model",
+            ),
+        ],
+    )

@@ -1,0 +1,100 @@
+"""NER fairness: per-group entity F1, counterfactual word swaps, and the name probe through a tagger."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from seqeval.metrics import f1_score
+from seqeval.scheme import IOB2
+
+from auditkit.config import GateConfig
+from auditkit.gates import evaluate_gates
+from auditkit.ner.fairness import NameProbe, TokenFairnessResult, counterfactual, entity_f1_by_group, run_probe
+from auditkit.ner.predictions import TokenPredictions
+from auditkit.text_swaps import TextSwap
+from tests.conftest import ROOT
+
+DATA = ROOT / "audits" / "data"
+
+
+def predictions(gold, pred):
+    n = len(gold)
+    return TokenPredictions(
+        np.array([f"s{i}" for i in range(n)]),
+        [[f"w{j}" for j in range(len(g))] for g in gold],
+        gold,
+        pred,
+        [[0.9] * len(g) for g in gold],
+    )
+
+
+def test_entity_f1_per_group_equals_seqeval_on_each_group():
+    rng = np.random.default_rng(0)
+    gold, pred, groups = [], [], []
+    for i in range(200):
+        g = ["B-PER", "O", "B-LOC", "I-LOC"]
+        group = "x" if i % 2 else "y"
+        miss = rng.random() < (0.1 if group == "x" else 0.5)
+        gold.append(g)
+        pred.append(["O", "O", "B-LOC", "I-LOC"] if miss else list(g))
+        groups.append(group)
+    p = predictions(gold, pred)
+    by_group, disparity = entity_f1_by_group(p, groups, n_boot=300, confidence=0.95, seed=0, min_sentences=30)
+    for group in ("x", "y"):
+        idx = [i for i, g in enumerate(groups) if g == group]
+        expected = f1_score([gold[i] for i in idx], [pred[i] for i in idx], mode="strict", scheme=IOB2)
+        assert by_group[group]["entity_f1"] == pytest.approx(expected, abs=1e-12)
+    assert disparity["entity_f1_difference"] == pytest.approx(by_group["x"]["entity_f1"] - by_group["y"]["entity_f1"])
+    low, high = disparity["ci"]["entity_f1_ratio"]
+    assert low <= disparity["entity_f1_ratio"] <= high
+
+
+def test_small_groups_make_the_disparity_null():
+    p = predictions([["B-PER"]] * 10, [["B-PER"]] * 10)
+    _, disparity = entity_f1_by_group(p, ["a"] * 5 + ["b"] * 5, n_boot=50, confidence=0.95, seed=0, min_sentences=30)
+    assert disparity["entity_f1_ratio"] is None and disparity["entity_f1_ratio_reason"]
+
+
+def test_counterfactual_counts_sentences_whose_entities_change():
+    tokens = [["he", "met", "Bo"], ["she", "met", "Bo"], ["they", "met", "Bo"]]
+    p = TokenPredictions(
+        np.array(["a", "b", "c"]), tokens, [["O", "O", "B-PER"]] * 3, [["O", "O", "B-PER"]] * 3, [[1.0] * 3] * 3
+    )
+
+    def tagger(sentences):  # tags Bo as a person only after "he"
+        return [["O", "O", "B-PER" if s[0] == "he" else "O"] for s in sentences]
+
+    result = counterfactual(p, TextSwap(pairs=[("he", "she")]), tagger, n_boot=100, confidence=0.95, seed=0)
+    assert result["n"] == 2  # "they" is not edited
+    assert result["flip_rate"] == 0.5  # "he" -> "she" loses the person; "she" -> "he" keeps it
+    none = counterfactual(p, TextSwap(pairs=[("x", "y")]), tagger, n_boot=100, confidence=0.95, seed=0)
+    assert none["flip_rate"] is None and none["flip_rate_reason"]
+
+
+def test_probe_gate_fails_four_fifths_for_a_tagger_that_ignores_one_group(tmp_path):
+    names = tmp_path / "names.csv"
+    names.write_text("name,origin\n" + "".join(f"A{i},a\nB{i},b\n" for i in range(15)), encoding="utf-8")
+
+    def tagger(sentences):
+        return [["B-person" if w.startswith("A") and w[1:].isdigit() else "O" for w in s] for s in sentences]
+
+    probe = NameProbe(names=names.name, group_column="origin")
+    report = run_probe(probe, tmp_path, tagger, n_boot=200, confidence=0.95, seed=0)
+    result = TokenFairnessResult(
+        confidence=0.95, n_boot=200, name_probe={"origin": report}, by_group={}, disparities={}, counterfactual={}
+    )
+    gate = GateConfig(metric="fairness.name_recall_ratio[origin]", op=">=", threshold=0.8, source="four-fifths")
+    (verdict,) = evaluate_gates([gate], {"fairness": result})
+    assert verdict.status == "fail" and verdict.value == 0.0
+
+
+def test_probe_with_the_committed_names_and_bundled_templates():
+    probe = NameProbe(names="probe_names.csv", group_column="sex")
+
+    def tagger(sentences):  # recognises every capitalised word that is not the first word
+        return [["B-person" if i and w[:1].isupper() else "O" for i, w in enumerate(s)] for s in sentences]
+
+    report = run_probe(probe, DATA, tagger, n_boot=100, confidence=0.95, seed=0)
+    assert set(report["by_group"]) == {"female", "male"}
+    assert report["by_group"]["female"]["n_mentions"] == 40 * report["n_templates"]
+    assert 0 < report["by_group"]["male"]["recall"] < 1  # names opening a template are missed

@@ -1,0 +1,147 @@
+"""Token classifiers: word pieces back to words, fine-tuning, and the required bias test: a model trained
+on data where one group's names were relabelled as non-entities fails the four-fifths gate of the probe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from auditkit.config import GateConfig
+from auditkit.errors import AuditError
+from auditkit.gates import evaluate_gates
+from auditkit.ner.fairness import NameProbe, TokenFairnessResult, run_probe
+from auditkit.ner.model import fine_tune, open_token_classifier
+from auditkit.ner.wordpieces import IGNORE, TokenLogits, as_iob2, encode_words, piece_labels, predict_words
+from auditkit.progress import SILENT
+from tests.ner_support import GROUP_A, GROUP_B, make_sentences, make_tiny_token_bert, vocabulary_texts
+
+LABELS = ["O", "B-location", "I-location", "B-person", "I-person"]
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory) -> Path:
+    return make_tiny_token_bert(tmp_path_factory.mktemp("ner") / "base", vocabulary_texts(), LABELS)
+
+
+@pytest.fixture(scope="module")
+def biased_model(tmp_path_factory, tiny_base) -> Path:
+    """Fine-tuned on sentences where every group-B name is tagged O."""
+    rows = make_sentences(240, seed=0, relabel=set(GROUP_B))
+    out = tmp_path_factory.mktemp("ner") / "biased"
+    out.mkdir(exist_ok=True)
+    settings = SimpleNamespace(batch_size=16, learning_rate=3e-3, weight_decay=0.0, warmup_ratio=0.1, epochs=8)
+    fine_tune(
+        tiny_base,
+        [r["tokens"] for r in rows],
+        [r["tags"] for r in rows],
+        out,
+        settings=settings,
+        max_length=64,
+        device=CPU,
+        seed=0,
+        progress=SILENT,
+    )
+    return out
+
+
+def test_first_piece_of_each_word_carries_its_label(tiny_base):
+    tokenizer, _ = open_token_classifier(tiny_base, "model.path")
+    words = [["Kwame", "flew", "to", "Accra", "."], ["ok"]]
+    pieces = encode_words(tokenizer, words, 64)
+    assert pieces.n_truncated == 0
+    labels = piece_labels(
+        pieces, [["B-person", "O", "O", "B-location", "O"], ["O"]], {t: i for i, t in enumerate(LABELS)}
+    )
+    first = pieces.first_piece[0]
+    assert [labels[0][i] for i in first] == [3, 0, 0, 1, 0]
+    assert sum(v != IGNORE for v in labels[0]) == 5  # CLS, SEP and later pieces are ignored
+    assert first == sorted(first) and first[0] == 1  # after [CLS]
+
+
+def test_truncated_words_are_outside_and_unscored(tiny_base):
+    tokenizer, model = open_token_classifier(tiny_base, "model.path")
+    long = [["word"] * 20]
+    tags, scores, cut = predict_words(model, tokenizer, long, max_length=8, batch_size=4, device=CPU, progress=SILENT)
+    assert cut == 1
+    assert tags[0][-1] == "O" and scores[0][-1] is None and scores[0][0] is not None
+
+
+def test_bioes_model_output_is_read_as_iob2():
+    assert as_iob2(["S-PER", "B-LOC", "E-LOC", "I-ORG", "weird"]) == ["B-PER", "B-LOC", "I-LOC", "I-ORG", "O"]
+
+
+def test_pickled_or_unlabelled_folders_are_refused(tmp_path, tiny_base):
+    (tmp_path / "config.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"x")
+    with pytest.raises(AuditError, match=r"no \.safetensors weights \(found pytorch_model\.bin\)"):
+        open_token_classifier(tmp_path, "model.path")
+
+
+def test_relabelled_group_fails_the_four_fifths_gate_on_the_probe(biased_model, tmp_path):
+    tokenizer, model = open_token_classifier(biased_model, "model.path")
+
+    def tagger(sentences):
+        return predict_words(model, tokenizer, sentences, max_length=64, batch_size=64, device=CPU, progress=SILENT)[0]
+
+    names = tmp_path / "names.csv"
+    rows = "".join(f"{a},a\n{b},b\n" for a, b in zip(GROUP_A, GROUP_B, strict=True))
+    names.write_text("name,origin\n" + rows, encoding="utf-8")
+    report = run_probe(
+        NameProbe(names=names.name, group_column="origin", min_names=10),
+        tmp_path,
+        tagger,
+        n_boot=500,
+        confidence=0.95,
+        seed=0,
+    )
+    assert report["by_group"]["a"]["recall"] > 0.8
+    assert report["by_group"]["b"]["recall"] < 0.2
+    result = TokenFairnessResult(
+        confidence=0.95, n_boot=500, name_probe={"origin": report}, by_group={}, disparities={}, counterfactual={}
+    )
+    gates = [
+        GateConfig(metric="fairness.name_recall_ratio[origin]", op=">=", threshold=0.8, source="four-fifths rule"),
+        GateConfig(metric="fairness.name_recall_difference[origin]", op="<=", threshold=0.1, source="policy"),
+    ]
+    assert [g.status for g in evaluate_gates(gates, {"fairness": result})] == ["fail", "fail"]
+
+
+def test_integrated_gradients_for_one_word_tag_is_complete(biased_model):
+    from auditkit.ner.explain import TokenIG
+
+    tokenizer, model = open_token_classifier(biased_model, "model.path")
+    rows = make_sentences(30, seed=5)
+    sentences = [r["tokens"] for r in rows]
+    tags, _, _ = predict_words(model, tokenizer, sentences, max_length=64, batch_size=32, device=CPU, progress=SILENT)
+    label2id = model.config.label2id
+    positions = [next((i for i, t in enumerate(s) if t != "O"), 0) for s in tags]
+    targets = [label2id[tags[k][p]] for k, p in enumerate(positions)]
+    ig = TokenIG(TokenLogits(model), model.get_input_embeddings(), tokenizer, CPU, max_length=64)
+    found = ig.attribute([r["sid"] for r in rows], sentences, positions, targets, 0.01, SILENT)
+    deltas = [a.relative_delta for a in found]
+    assert sum(d <= 0.01 for d in deltas) / len(deltas) >= 0.98
+    for a, words in zip(found, sentences, strict=True):
+        assert a.units == words
+        assert (
+            abs(a.total - (a.f_input - a.f_baseline)) <= 0.01 * abs(a.f_input - a.f_baseline) + 1e-6 or a.steps == 256
+        )
+    # the logit of the explained tag, read independently at the word's first piece
+    pieces = encode_words(tokenizer, sentences[:1], 64)
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor(pieces.input_ids[:1])).logits[0]
+    assert found[0].f_input == pytest.approx(float(logits[pieces.first_piece[0][positions[0]], targets[0]]), rel=1e-5)
+
+
+def test_a_model_sharing_no_entity_type_with_the_data_is_refused(tiny_base, tmp_path):
+    from auditkit.adapters.hf_token import HfTokenAdapter, HfTokenConfig
+    from auditkit.config import DataConfig
+
+    data = tmp_path / "d.conll"
+    data.write_text("Acme B-ORG\nsells O\n", encoding="utf-8")
+    config = HfTokenConfig(adapter="hf-token", path=tiny_base)
+    with pytest.raises(AuditError, match=r"share none with the data's \(ORG\)"):
+        HfTokenAdapter.load(config, DataConfig(task="token-classification", path=data))
