@@ -103,9 +103,9 @@ def write_outputs(result: AuditResult, out_dir: Path) -> Path:
     check_writable(out_dir)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.staging-{os.getpid()}-"))
     try:
-        names = list(writers())
         for name, write in writers().items():
             write(result, staging / name)
+        names = sorted(p.name for p in staging.iterdir())  # what was written: some writers skip a task
         record = {"format": 1, "audit": result.audit, "auditkit_version": __version__, "files": names}
         (staging / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         os.chmod(staging, 0o755)
