@@ -90,9 +90,16 @@ class DataConfig(StrictModel):
     derived: dict[str, BinnedColumn] = Field(default_factory=dict, description="Columns computed from others.")
     split: SplitSettings = SplitSettings()
     text: TextSource | None = Field(None, description="Required by text models.")
+    streaming: bool = Field(
+        False,
+        description="path is a Parquet file or folder too large for memory: it is counted in one streaming pass "
+        "and never loaded (binary tasks, with a model adapter that can count, e.g. predictions).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
+        if self.streaming:
+            self._check_streaming()
         if self.task == "token-classification":
             for key in ("positive_label", "negative_label", "classes", "text"):
                 if getattr(self, key) is not None:
@@ -123,6 +130,16 @@ class DataConfig(StrictModel):
                 if len(set(self.classes)) != len(self.classes):
                     raise ValueError("classes repeats a name")
         return self
+
+    def _check_streaming(self) -> None:
+        """What a streamed dataset cannot do: only counts are kept, so nothing is derived, rendered or split."""
+        if self.task != "binary":
+            raise ValueError(f"streaming audits binary tasks only so far; task {self.task} is read into memory")
+        if self.format not in (None, "parquet"):
+            raise ValueError("streaming reads Parquet files only; convert the data to Parquet or drop streaming")
+        for key in ("derived", "text"):
+            if getattr(self, key):
+                raise ValueError(f"{key} does not apply to streaming: write the column into the Parquet files")
 
 
 #: Named rules a gate can cite instead of spelling out metric, op, threshold and source.

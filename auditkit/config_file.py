@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from auditkit import registry
+from auditkit.adapters.capabilities import CountScorer
 from auditkit.config import AuditConfigBase
 from auditkit.config_model import config_model
 from auditkit.errors import AuditError
@@ -214,6 +215,11 @@ def _check_cross_references(config: AuditConfigBase, path: Path, lines: dict[Loc
     auditors = registry.auditors()
     adapter_cls = registry.adapters()[config.model.adapter]
     configured = list(config.auditor_order)
+    if config.data.streaming and not issubclass(adapter_cls, CountScorer):
+        raise AuditError(
+            f"{_where(path, lines, ('data', 'streaming'))}: adapter '{config.model.adapter}' cannot audit a streamed "
+            "dataset: that needs the 'count' capability (the predictions adapter has it); drop data.streaming"
+        )
     for name in configured:
         settings = getattr(config.auditors, name)
         try:

@@ -17,6 +17,7 @@ from sklearn.model_selection import train_test_split
 
 from auditkit.config import DataConfig
 from auditkit.errors import AuditError
+from auditkit.streaming.source import StreamedSplit, load_streamed
 
 ID = "id"
 SEPARATORS = {";": "';'", "\t": "tab", "|": "'|'"}
@@ -46,6 +47,8 @@ class Split:
 
 def split_sha256(split: Split) -> str:
     """Fingerprint of which rows a split holds and their 0/1 labels (a baseline must audit the same)."""
+    if isinstance(split, StreamedSplit):  # every row of the streamed files: their hash says which
+        return split.fingerprint
     digest = hashlib.sha256()
     if not isinstance(split, Split):  # token classification: sentences and their IOB2 tags
         for row_id, tags in zip(split.ids, split.tags, strict=True):
@@ -80,6 +83,8 @@ def load_data(config: DataConfig, seed: int, *, hold_out: bool = True) -> AuditD
         from auditkit.ner.data import load_token_data
 
         return load_token_data(config, seed)  # type: ignore[return-value]  # sentences, not rows
+    if config.streaming:
+        return load_streamed(config)  # type: ignore[return-value]  # files described, rows never loaded
     path = Path(config.path)
     frame, digest = read_table(path, config.format, config.sep)
     if frame.empty:

@@ -25,6 +25,7 @@ from auditkit.model_store import ensure_model, is_stale
 from auditkit.progress import SILENT, ProgressReporter
 from auditkit.report import check_writable, write_outputs
 from auditkit.results import AuditorResult, AuditResult, Provenance
+from auditkit.streaming.source import StreamedSplit
 from auditkit.training import seed_everything
 from auditkit.version import __version__
 
@@ -136,7 +137,9 @@ def run_audit(
         gates=evaluate_gates(gates, results),
         auditors=results,
         predictions=predictions,
-        sensitive={f: test.frame[f].astype(str).tolist() for f in prepared.data.sensitive_features},
+        sensitive={}  # a streamed split's rows are never loaded: only their counts exist
+        if isinstance(test, StreamedSplit)
+        else {f: test.frame[f].astype(str).tolist() for f in prepared.data.sensitive_features},
         attributions=[record for r in results.values() for record in r.attribution_records()],
         notes=notes,
     )
@@ -176,6 +179,9 @@ def validate_config(config_path: str | Path, progress: ProgressReporter = SILENT
     path = Path(config.model.path)
     if path.exists() and is_stale(config, data):
         lines.append(f"model: {path} was built from other settings or data and will be rebuilt on the next run")
+    elif path.exists() and isinstance(data.test, StreamedSplit):  # the load checks every file's columns
+        adapter_cls.load(config.model, config.data)
+        lines.append(f"model: {path} holds the prediction columns in all {len(data.test.files)} files (streamed)")
     elif path.exists():
         adapter = adapter_cls.load(config.model, config.data)
         adapter.predict(data.test.subset(list(range(min(2, len(data.test))))), progress)

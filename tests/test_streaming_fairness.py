@@ -152,7 +152,7 @@ def test_binned_auc_is_the_exact_auc_of_the_binned_scores_with_delong():
 
 def test_bad_prediction_files_name_the_file_and_column(tmp_path, predictions):
     _, folder = predictions
-    with pytest.raises(AuditError, match="column 'scor' is not in"):
+    with pytest.raises(AuditError, match=r"part-0\.parquet: column 'scor' \(from predictions\) is not in this file"):
         count_predictions(folder, CountSpec(FEATURES, "label", "good", "bad", "scor"))
     with pytest.raises(AuditError, match="does not exist"):
         count_predictions(tmp_path / "missing", SPEC)

@@ -3,7 +3,8 @@
 Every adapter is a :class:`Scorer`. One that can be explained adds an :class:`Attributable`
 kind: by gradients (:class:`TextAttributable`, :class:`TabularAttributable`) or, for black-box
 models, by perturbing data columns (:class:`FeatureAttributable`); one that
-can be retrained for DP runs adds :class:`Retrainable`. Auditors name the capability they need
+can be retrained for DP runs adds :class:`Retrainable`; one that can count a dataset too large for
+memory without loading it adds :class:`CountScorer`. Auditors name the capability they need
 (``Auditor.requires``) and engines are registered for a capability type and found through the
 adapter's class hierarchy, so a subclass or a third-party adapter gets them with no edit here.
 A new kind of attribution is a new subclass of :class:`Attributable` plus an engine registered for it.
@@ -23,8 +24,11 @@ if TYPE_CHECKING:
 
     from auditkit.config import ModelConfigBase
     from auditkit.data import AuditData, Split
+    from auditkit.execution.base import Executor
     from auditkit.predictions import Predictions
     from auditkit.progress import ProgressReporter
+    from auditkit.streaming.counts import CountedPredictions
+    from auditkit.streaming.source import StreamedSplit
     from auditkit.tokens import EncodedText
     from auditkit.training import Trainable
 
@@ -42,6 +46,16 @@ class Scorer(Capability):
 
     @abstractmethod
     def predict(self, split: Split, progress: ProgressReporter) -> Predictions: ...
+
+
+class CountScorer(Capability):
+    """Counts a streamed split (``data.streaming``) in one pass without loading its rows: the
+    group-by counts performance and fairness need, read by ``executor`` (pyarrow or Ray Data)."""
+
+    capability = "count"
+
+    @abstractmethod
+    def count(self, split: StreamedSplit, executor: Executor, progress: ProgressReporter) -> CountedPredictions: ...
 
 
 class Attributable(Capability):

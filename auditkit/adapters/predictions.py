@@ -5,6 +5,10 @@ score (the positive class's probability) and/or a predicted label per row. Rows 
 the data by id. There is nothing to train, so nothing is held out: every data row is audited
 (the train split is empty and ``data.split`` is ignored). Performance, fairness and baseline
 gates work; auditors that need a model (explain, privacy) are refused at validate time.
+
+With ``data.streaming`` the file is a Parquet file or folder too large for memory that holds the
+labels, sensitive features and predictions alike: the adapter never loads it but counts it
+(:class:`~auditkit.adapters.capabilities.CountScorer`), and performance and fairness run on the counts.
 """
 
 from __future__ import annotations
@@ -14,13 +18,18 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pydantic import Field, model_validator
 
 from auditkit.adapters.base import ModelAdapter, Predictions, resolve_device
+from auditkit.adapters.capabilities import CountScorer
 from auditkit.config import DataConfig, ModelConfigBase
 from auditkit.data import Split, label_text, read_table
 from auditkit.errors import AuditError
+from auditkit.execution.base import Executor
 from auditkit.progress import ProgressReporter
+from auditkit.streaming.counts import CountedPredictions, CountSpec, count_predictions
+from auditkit.streaming.source import StreamedSplit, files_sha256, open_dataset, require_columns
 
 NO_MODEL = "a predictions file has no model"
 
@@ -42,7 +51,7 @@ class PredictionsConfig(ModelConfigBase):
         return self
 
 
-class PredictionsAdapter(ModelAdapter):
+class PredictionsAdapter(ModelAdapter, CountScorer):
     """Scores and/or predicted labels read from a file written by any system."""
 
     name = "predictions"
@@ -53,11 +62,15 @@ class PredictionsAdapter(ModelAdapter):
         "retrain": f"{NO_MODEL} to retrain, and no training rows for a membership-inference attack",
     }
 
-    def __init__(self, config: PredictionsConfig, path: Path, table: pd.DataFrame, digest: str) -> None:
+    def __init__(
+        self, config: PredictionsConfig, path: Path, table: pd.DataFrame | None, digest: str, spec: CountSpec | None
+    ) -> None:
         super().__init__(config.model_copy(update={"device": "cpu"}), path)
         self.device = resolve_device("cpu")
-        self.table = table
+        self.table = table  # in memory; None when streamed
         self.digest = digest
+        self.spec = spec  # streamed: what the counting pass reads
+        self._counted: CountedPredictions | None = None
 
     @classmethod
     def check_data(cls, config: PredictionsConfig, data_config: DataConfig) -> None:  # type: ignore[override]
@@ -65,6 +78,11 @@ class PredictionsAdapter(ModelAdapter):
             raise AuditError(
                 "data.text: the predictions adapter reads no text (a file cannot score edited texts); "
                 "remove data.text and any fairness.counterfactual swaps"
+            )
+        if data_config.streaming and Path(config.path) != Path(data_config.path):
+            raise AuditError(
+                f"model.path: a streamed audit (data.streaming) reads the predictions from the data's own rows; "
+                f"set model.path to data.path ({data_config.path})"
             )
         if (config.id_column or data_config.id_column) is None and Path(config.path) != Path(data_config.path):
             raise AuditError(
@@ -75,6 +93,8 @@ class PredictionsAdapter(ModelAdapter):
     @classmethod
     def load(cls, config: PredictionsConfig, data_config: DataConfig) -> PredictionsAdapter:  # type: ignore[override]
         path = Path(config.path)
+        if data_config.streaming:
+            return cls._load_streamed(config, data_config)
         same = path == Path(data_config.path)  # the data file itself: read it the way the data is read
         frame, digest = read_table(path, data_config.format if same else None, data_config.sep if same else None)
         id_column = config.id_column or data_config.id_column
@@ -104,9 +124,59 @@ class PredictionsAdapter(ModelAdapter):
             table["score"] = scores.to_numpy(dtype=np.float64)
         if config.predicted_column is not None:
             table["predicted"] = _label_indices(frame[config.predicted_column], data_config, path, config)
-        return cls(config, path, table, digest)
+        return cls(config, path, table, digest, None)
+
+    @classmethod
+    def _load_streamed(cls, config: PredictionsConfig, data_config: DataConfig) -> PredictionsAdapter:
+        """Check every file's footer for the prediction columns and the scores' type; read no row."""
+        path = Path(config.path)
+        data = open_dataset(path, "model.path")
+        columns = {
+            c: f"model.{k}"
+            for k, c in (("score_column", config.score_column), ("predicted_column", config.predicted_column))
+            if c
+        }
+        require_columns(data, columns)
+        if config.score_column is not None:
+            for fragment in data.get_fragments():
+                kind = fragment.physical_schema.field(config.score_column).type
+                if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
+                    raise AuditError(f"{fragment.path}: score column '{config.score_column}' holds {kind}, not numbers")
+        assert data_config.label is not None and data_config.positive_label is not None
+        assert data_config.negative_label is not None
+        spec = CountSpec(
+            tuple(data_config.sensitive_features),
+            data_config.label,
+            data_config.positive_label,
+            data_config.negative_label,
+            config.score_column,
+            config.predicted_column,
+            config.threshold,
+            source="data.path",
+        )
+        return cls(config, path, None, files_sha256(path, tuple(data.files)), spec)
+
+    def count(self, split: StreamedSplit, executor: Executor, progress: ProgressReporter) -> CountedPredictions:
+        if self.spec is None:
+            raise AuditError("model.path: this predictions file was read into memory; set data.streaming to count it")
+        counts = count_predictions(split.path, self.spec, executor)
+        self._counted = CountedPredictions(counts, split.classes, str(split.path), executor.name)
+        return self._counted
+
+    def input_notes(self) -> list[str]:
+        if self._counted is None:
+            return []
+        how = "Ray Data" if self._counted.engine == "ray" else "pyarrow, one batch at a time"
+        return [
+            f"Streamed audit: the {len(self._counted)} rows of {self._counted.source} were counted in one pass "
+            f"({how}) and never loaded. ROC AUC comes from {self.spec.bins if self.spec else 0}-bin score "
+            "histograms, its largest binning error stated beside it; predictions.csv is not written (the "
+            "rows are the Parquet data itself) and baseline gates compare intervals, not paired rows."
+        ]
 
     def predict(self, split: Split, progress: ProgressReporter) -> Predictions:
+        if self.table is None:
+            raise AuditError("data.streaming: a streamed dataset is counted, not scored row by row")
         missing = ~split.frame.index.isin(self.table.index)
         if missing.any():
             raise AuditError(

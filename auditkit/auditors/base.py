@@ -15,6 +15,7 @@ from auditkit.adapters.capabilities import Scorer, capabilities, capability_name
 from auditkit.config import StrictModel
 from auditkit.errors import AuditError
 from auditkit.execution.base import Executor, InProcessExecutor
+from auditkit.streaming.source import StreamedSplit
 
 if TYPE_CHECKING:
     from auditkit.adapters.base import ModelAdapter
@@ -43,9 +44,14 @@ class AuditContext:
         return self.config.seed
 
     def predictions(self, split: str = "test") -> Predictions:
-        """Scores for ``train`` or ``test``, computed once per run."""
+        """Scores for ``train`` or ``test``, computed once per run; for a streamed split, the
+        :class:`~auditkit.streaming.counts.CountedPredictions` of its rows instead."""
         if split not in self._predictions:
-            self._predictions[split] = self.adapter.predict(getattr(self.data, split), self.progress)
+            part = getattr(self.data, split)
+            if isinstance(part, StreamedSplit):  # counted in one pass; the config check made it a CountScorer
+                self._predictions[split] = self.adapter.count(part, self.executor, self.progress)  # type: ignore[attr-defined]
+            else:
+                self._predictions[split] = self.adapter.predict(part, self.progress)
         return self._predictions[split]
 
 
@@ -54,6 +60,8 @@ class Auditor(ABC, Generic[SettingsT]):
     Settings: ClassVar[type[StrictModel]]
     #: The capability the adapter must have (a type from auditkit.adapters.capabilities).
     requires: ClassVar[type] = Scorer
+    #: Whether ``run`` works from the counts of a streamed audit (``data.streaming``) instead of rows.
+    reads_counts: ClassVar[bool] = False
 
     def __init__(self, settings: SettingsT) -> None:
         self.settings = settings
@@ -71,6 +79,11 @@ class Auditor(ABC, Generic[SettingsT]):
     @classmethod
     def check_adapter(cls, settings: SettingsT, config: AuditConfigBase, adapter_cls: type) -> None:
         """Raise AuditError when ``adapter_cls`` lacks what this auditor needs (at validate time)."""
+        if config.data.streaming and not cls.reads_counts:
+            raise AuditError(
+                f"auditors.{cls.name}: auditor '{cls.name}' needs the rows, which a streamed audit "
+                "(data.streaming) never loads; only performance and fairness run on its counts"
+            )
         if not issubclass(adapter_cls, cls.requires):
             needed = capability_name(cls.requires)
             has = ", ".join(sorted(capabilities(adapter_cls))) or "none"

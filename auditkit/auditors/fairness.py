@@ -25,6 +25,8 @@ from auditkit.stats.groups import (
     slice_name,
 )
 from auditkit.stats.intervals import bootstrap_means, percentile_interval
+from auditkit.streaming.counts import CountedPredictions
+from auditkit.streaming.fairness import group_metrics_from_counts, with_binning_errors
 from auditkit.text_swaps import TextSwap
 
 COUNTERFACTUAL_METRICS = ("counterfactual_flip_rate", "counterfactual_mean_abs_score_change")
@@ -183,6 +185,7 @@ class FairnessAuditor(Auditor[FairnessSettings]):
 
     name = "fairness"
     Settings = FairnessSettings
+    reads_counts = True
 
     @classmethod
     def metric_ids(cls, settings: FairnessSettings, config: AuditConfigBase) -> set[str]:
@@ -236,17 +239,23 @@ class FairnessAuditor(Auditor[FairnessSettings]):
             return token_fairness(context, s)  # type: ignore[return-value]
         p = context.predictions("test")
         rng = np.random.default_rng(context.seed)
-        frame, slices = context.data.test.frame, s.slices(context.config)
+        slices = s.slices(context.config)
         accuracy: dict[str, SliceReport] = {}
-        if p.n_classes > 2:
+        bounds: dict[str, dict[str, float]] = {}
+        if isinstance(p, CountedPredictions):  # streamed: the same statistics from counts, AUC binned
+            reports, bounds = group_metrics_from_counts(p.counts, slices, s.rules(), rng)
+        elif p.n_classes > 2:
+            frame = context.data.test.frame
             reports, accuracy = group_metrics_by_class(
                 p.y_true, p.y_pred, p.probabilities, p.classes, frame, slices, s.rules(), rng
             )
         else:
+            frame = context.data.test.frame
             reports = group_metrics(p.y_true, p.y_pred, p.scores, frame, slices, s.rules(), rng)
         by_group, disparities = {}, {}
         for name, report in reports.items():
             by_group[name], disparities[name] = slice_summary(report)
+        with_binning_errors(by_group, bounds)  # each binned AUC's largest error, beside it
         accuracy_by_group = {
             name: {
                 group: {"n": g.n, **_with_reasons(g.rates), "status": g.status}

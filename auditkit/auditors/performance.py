@@ -20,6 +20,8 @@ from auditkit.results import AuditorResult, MetricValue
 from auditkit.stats.cells import PRED, CellTable, Confusion, Y
 from auditkit.stats.intervals import delong_auc, percentile_interval
 from auditkit.stats.rates import COUNT_METRICS, performance_metric
+from auditkit.streaming.counts import CountedPredictions
+from auditkit.streaming.performance import performance_from_counts
 
 GATEABLE = ("accuracy", "balanced_accuracy", "roc_auc", "expected_calibration_error", "precision", "recall", "f1")
 
@@ -125,6 +127,7 @@ class PerformanceAuditor(Auditor[PerformanceSettings]):
 
     name = "performance"
     Settings = PerformanceSettings
+    reads_counts = True
 
     @classmethod
     def metric_ids(cls, settings: PerformanceSettings, config: AuditConfigBase) -> set[str]:
@@ -154,6 +157,10 @@ class PerformanceAuditor(Auditor[PerformanceSettings]):
         if isinstance(p, TokenPredictions):
             s = self.settings
             return token_performance(p, n_boot=s.n_boot, confidence=s.confidence, seed=context.seed)  # type: ignore[return-value]
+        if isinstance(p, CountedPredictions):  # a streamed audit: the same numbers from counts, AUC binned
+            s = self.settings
+            counted = performance_from_counts(p, s.n_boot, s.confidence, np.random.default_rng(context.seed))
+            return PerformanceResult(**counted, calibration=[])
         if p.n_classes > 2:
             rng = np.random.default_rng(context.seed)
             return multiclass_performance(p, self.settings.n_boot, self.settings.confidence, rng)

@@ -41,7 +41,8 @@ class Executor(ABC):
         batch_rows: int = 1 << 20,
     ) -> R | None:
         """``add`` over ``count(batch)`` for every record batch of a Parquet file or folder, reading
-        one batch at a time (None for no rows). ``count`` gets a ``pyarrow.Table``."""
+        one batch at a time (None for no rows). ``count`` gets a ``pyarrow.Table``; an AuditError
+        it raises comes back as one naming the file the batch was read from."""
 
     @property
     def workers(self) -> int:
@@ -85,11 +86,13 @@ class InProcessExecutor(Executor):
         import pyarrow.dataset as ds
 
         total = None
-        for batch in ds.dataset(path, format="parquet").to_batches(
-            columns=columns, batch_size=batch_rows, batch_readahead=1, fragment_readahead=1
-        ):
-            part = count(pa.Table.from_batches([batch]))
-            total = part if total is None else add(total, part)
+        for fragment in ds.dataset(path, format="parquet").get_fragments():  # file by file, to name it
+            for batch in fragment.to_batches(columns=columns, batch_size=batch_rows, batch_readahead=1):
+                try:
+                    part = count(pa.Table.from_batches([batch]))
+                except AuditError as exc:
+                    raise AuditError(f"{fragment.path}: {exc}") from None
+                total = part if total is None else add(total, part)
         return total
 
 

@@ -26,6 +26,21 @@ except ImportError:  # without the extra (tests/test_execution.py makes Ray unim
     raise AuditError("execution.engine: ray needs the optional extra: pip install 'auditkit[ray]'") from None
 
 
+FILE = "path"  # the column Ray Data's include_paths adds: the file each row was read from
+
+
+def _which_file(batch: Any, count: Callable[[Any], Any], error: AuditError) -> str:
+    """The error of the first file in ``batch`` whose rows alone fail ``count``, prefixed by that file."""
+    import pyarrow.compute as pc
+
+    for file in pc.unique(batch[FILE]).to_pylist():
+        try:
+            count(batch.filter(pc.equal(batch[FILE], file)).drop_columns([FILE]))
+        except AuditError as exc:
+            return f"{file}: {exc}"
+    return str(error)
+
+
 @contextmanager
 def _loopback_only():
     """A one-node Ray takes 127.0.0.1 as its node address, so every server it starts listens
@@ -130,18 +145,23 @@ class RayExecutor(Executor):
         ray.data.DataContext.get_current().enable_progress_bars = False  # auditkit reports its own progress
 
         def one(batch: Any) -> dict[str, np.ndarray]:
-            out = np.empty(1, dtype=object)
-            out[0] = count(batch)
-            return {"part": out}
+            out, error = np.empty(1, dtype=object), np.empty(1, dtype=object)
+            try:
+                out[0] = count(batch.drop_columns([FILE]))
+            except AuditError as exc:  # travels back as a value, naming the file, never as a Ray traceback
+                error[0] = _which_file(batch, count, exc)
+            return {"part": out, "error": error}
 
         parts = (
-            ray.data.read_parquet(str(path))
-            .select_columns(columns)
+            ray.data.read_parquet(str(path), include_paths=True)
+            .select_columns([*columns, FILE])
             .map_batches(one, batch_format="pyarrow", batch_size=batch_rows, num_cpus=self.settings.cpus_per_task)
         )
         total = None
         for batch in parts.iter_batches(batch_format="numpy", batch_size=1):
-            for part in batch["part"]:
+            for part, error in zip(batch["part"], batch["error"], strict=True):
+                if error is not None:
+                    raise AuditError(error)
                 total = part if total is None else add(total, part)
         return total
 

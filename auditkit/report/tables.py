@@ -9,10 +9,15 @@ import pandas as pd
 
 from auditkit.ner.predictions import TokenPredictions
 from auditkit.results import AuditResult
+from auditkit.streaming.counts import CountedPredictions
 
 
 def write_predictions(result: AuditResult, path: Path) -> None:
+    """One row per example; a streamed audit writes no file (its rows are the Parquet data itself and
+    were never loaded; the run's notes say so and the output marker lists the files written)."""
     p = result.predictions
+    if isinstance(p, CountedPredictions):
+        return
     if isinstance(p, TokenPredictions):  # one row per word
         pd.DataFrame(p.rows(result.sensitive)).to_csv(path, index=False, float_format="%.17g", lineterminator="\n")
         return

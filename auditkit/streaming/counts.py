@@ -18,9 +18,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from auditkit.data import label_text
 from auditkit.errors import AuditError
 from auditkit.execution.base import Executor, InProcessExecutor
 from auditkit.stats.cells import PRED, CellTable, Y
+from auditkit.streaming.source import open_dataset, require_columns
 
 DEFAULT_BINS = 16384
 
@@ -33,15 +35,19 @@ class CountSpec:
     label: str
     positive_label: str | int | bool
     negative_label: str | int | bool
-    score: str
-    y_pred: str | None = None  # a 0/1 column; default: score >= threshold
+    score: str | None  # the positive class's probability; None: the predicted labels are the scores
+    y_pred: str | None = None  # predicted labels (the label values or 1 / 0); default: score >= threshold
     threshold: float = 0.5
     bins: int = DEFAULT_BINS
     source: str = "predictions"  # names the input in error messages
 
+    def __post_init__(self) -> None:
+        if self.score is None and self.y_pred is None:
+            raise ValueError("a CountSpec needs a score column, a predicted-label column or both")
+
     @property
     def columns(self) -> list[str]:
-        return [*self.features, self.label, self.score, *([self.y_pred] if self.y_pred else [])]
+        return list(dict.fromkeys([*self.features, self.label, *(c for c in (self.score, self.y_pred) if c)]))
 
 
 @dataclass
@@ -110,18 +116,42 @@ class PredictionCounts:
         return CellTable(keys, counts.cells[g, y, p].astype(np.int64), np.zeros(0, dtype=np.int64))
 
 
+@dataclass(frozen=True)
+class CountedPredictions:
+    """What a count-capable adapter gives for a streamed split instead of rows: the counts of every
+    (group of all sensitive features, label, prediction) cell and the score histograms. The
+    performance and fairness auditors compute from these; nothing else needs the rows."""
+
+    counts: PredictionCounts
+    classes: tuple[str, ...]  # (negative, positive)
+    source: str  # the file or folder counted
+    engine: str  # the executor that read it (in_process: pyarrow; ray: Ray Data)
+    n_truncated: int = 0  # nothing is truncated: kept so callers of Predictions read the same field
+
+    n_classes = 2
+
+    def __len__(self) -> int:
+        return self.counts.n
+
+    def overall(self) -> tuple[np.ndarray, np.ndarray]:
+        """The confusion cells ``[y, y_pred]`` and the score histograms ``[y, bin]`` of all rows."""
+        assert self.counts.hist is not None
+        return self.counts.cells.sum(axis=0), self.counts.hist.sum(axis=0)
+
+
 def batch_counts(batch: pa.RecordBatch | pa.Table, spec: CountSpec) -> PredictionCounts:
     """Counts of one batch of rows."""
     table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
     n = table.num_rows
     y = _labels(table.column(spec.label), spec)
-    scores = table.column(spec.score).to_numpy().astype(np.float64, copy=False)
-    if not np.isfinite(scores).all() or (n and (scores.min() < 0 or scores.max() > 1)):
-        raise AuditError(f"{spec.source}: column '{spec.score}' must hold probabilities in [0, 1], no missing values")
+    scores = _scores(table.column(spec.score), spec) if spec.score else None
     if spec.y_pred:
-        y_pred = _labels(table.column(spec.y_pred), spec, zero_one=True)
+        y_pred = _labels(table.column(spec.y_pred), spec, predicted=True)
     else:
+        assert scores is not None
         y_pred = (scores >= spec.threshold).astype(np.int64)
+    if scores is None:  # hard labels only: they are the scores ROC AUC describes, as in memory
+        scores = y_pred.astype(np.float64)
     bins = np.minimum((scores * spec.bins).astype(np.int64), spec.bins - 1)
     key = np.zeros(n, dtype=np.int64)
     vocabularies = []
@@ -143,54 +173,58 @@ def batch_counts(batch: pa.RecordBatch | pa.Table, spec: CountSpec) -> Predictio
     return PredictionCounts(spec.features, spec.bins, groups, cells.astype(np.int64), hist.reshape(g, 2, spec.bins))
 
 
-def _codes(column: pa.ChunkedArray, name: str, spec: CountSpec) -> tuple[np.ndarray, list[str]]:
-    """Integer codes of a column's values and the values as strings (what ``astype(str)`` gives)."""
+def _codes(column: pa.ChunkedArray, name: str, spec: CountSpec, raw: bool = False) -> tuple[np.ndarray, list]:
+    """Integer codes of a column's values and the values as strings (what ``astype(str)`` gives),
+    or as Python values when ``raw``."""
     if column.null_count:
-        raise AuditError(f"{spec.source}: column '{name}' has {column.null_count} missing values")
+        raise AuditError(f"column '{name}' has {column.null_count} missing values")
     if not pa.types.is_dictionary(column.type):
         column = pc.dictionary_encode(column)
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if isinstance(column, pa.ChunkedArray):  # an empty chunked array
         return np.zeros(0, dtype=np.int64), [""]
-    values = [str(v) for v in column.dictionary.to_pylist()] or [""]
+    values = column.dictionary.to_pylist() if raw else [str(v) for v in column.dictionary.to_pylist()]
+    values = values or [""]
     return column.indices.to_numpy(zero_copy_only=False).astype(np.int64), values
 
 
-def _labels(column: pa.ChunkedArray, spec: CountSpec, zero_one: bool = False) -> np.ndarray:
-    """1 for the positive label, 0 for the negative one; anything else is an error naming the column."""
-    name = spec.y_pred if zero_one else spec.label
-    if column.null_count:
-        raise AuditError(f"{spec.source}: column '{name}' has {column.null_count} missing values")
-    positive, negative = (1, 0) if zero_one else (spec.positive_label, spec.negative_label)
-    numeric = pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type)
-    if numeric and not isinstance(positive, str):  # numbers and booleans compare by value
-        values = column.to_numpy()
-        is_pos, is_neg = values == positive, values == negative
-        bad = ~(is_pos | is_neg)
-        if bad.any():
-            raise AuditError(
-                f"{spec.source}: column '{name}' holds '{values[bad][0]}', neither '{positive}' nor '{negative}'"
-            )
-        return is_pos.astype(np.int64)
-    codes, values = _codes(column, name, spec)  # anything else by its spelling, once per distinct value
-    mapped = np.array([1 if v == str(positive) else 0 if v == str(negative) else -1 for v in values], np.int64)
-    bad = mapped[codes] < 0
+def _scores(column: pa.ChunkedArray, spec: CountSpec) -> np.ndarray:
+    """The score column as float64, checked in every batch: numbers in [0, 1], none missing."""
+    if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
+        raise AuditError(f"column '{spec.score}' holds {column.type}, not numbers (probabilities)")
+    scores = column.to_numpy().astype(np.float64, copy=False)
+    bad = ~np.isfinite(scores) | (scores < 0) | (scores > 1)
     if bad.any():
         raise AuditError(
-            f"{spec.source}: column '{name}' holds '{values[codes[bad][0]]}', neither '{positive}' nor '{negative}'"
+            f"column '{spec.score}' must hold probabilities in [0, 1], no missing values (found {scores[bad][0]})"
         )
+    return scores
+
+
+def _labels(column: pa.ChunkedArray, spec: CountSpec, predicted: bool = False) -> np.ndarray:
+    """1 for the positive label, 0 for the negative one, compared as text the way the in-memory data
+    is read (``label_text``, once per distinct value); predicted labels may also be 1 / 0 unless the
+    labels themselves are 0/1. Anything else is an error naming the column and the value."""
+    name = spec.y_pred if predicted else spec.label
+    if column.null_count:
+        raise AuditError(f"column '{name}' has {column.null_count} missing values")
+    positive, negative = label_text(spec.positive_label), label_text(spec.negative_label)
+    codes, values = _codes(column, str(name), spec, raw=True)
+    text = [label_text(v) for v in values]
+    extra = {"1": 1, "0": 0} if predicted and not {positive, negative} & {"0", "1"} else {}
+    known = {**extra, positive: 1, negative: 0}
+    mapped = np.array([known.get(v, -1) for v in text], np.int64)
+    bad = mapped[codes] < 0
+    if bad.any():
+        also = " (nor 1 / 0)" if extra else ""
+        raise AuditError(f"column '{name}' holds '{text[codes[bad][0]]}', neither '{positive}' nor '{negative}'{also}")
     return mapped[codes]
 
 
 def dataset(path: str | Path, spec: CountSpec) -> ds.Dataset:
-    """A Parquet file or a folder of Parquet files, checked for the columns ``spec`` reads."""
-    path = Path(path)
-    if not path.exists():
-        raise AuditError(f"{spec.source}: {path} does not exist")
-    data = ds.dataset(path, format="parquet")
-    missing = [c for c in spec.columns if c not in data.schema.names]
-    if missing:
-        raise AuditError(f"{spec.source}: column '{missing[0]}' is not in {path}")
+    """A Parquet file or a folder of Parquet files, each file checked for the columns ``spec`` reads."""
+    data = open_dataset(Path(path), spec.source)
+    require_columns(data, dict.fromkeys(spec.columns, spec.source))
     return data
 
 

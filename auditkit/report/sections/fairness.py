@@ -106,6 +106,17 @@ def fairness_section(name: str, result: AuditorResult, gates: list[GateResult]) 
         group_rows,
         caption="Per-group rates (intervals in summary.json and the charts)",
     )
+    errors = [
+        g["roc_auc_binning_error"]
+        for groups in s["by_group"].values()
+        for g in groups.values()
+        if "roc_auc_binning_error" in g
+    ]
+    if errors:  # a streamed audit
+        notes.append(
+            f"Per-group ROC AUC comes from binned scores (a streamed audit); each exact AUC lies within its "
+            f"roc_auc_binning_error in summary.json of the value shown (at most {max(errors):.2g} here)."
+        )
     tables = [disparity_table, group_table]
     if s.get("accuracy_by_group"):
         tables.append(_accuracy_table(s))

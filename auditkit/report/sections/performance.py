@@ -30,6 +30,7 @@ def performance_section(name: str, result: AuditorResult, gates: list[GateResult
             "n_truncated",
         )
     ]
+    rows += [[key, m[key], ""] for key in ("fpr", "selection_rate", "roc_auc_binning_error") if key in m]  # streamed
     cm = s["confusion_matrix"]
     confusion = Table(
         ["", "predicted negative", "predicted positive"],
@@ -43,6 +44,31 @@ def performance_section(name: str, result: AuditorResult, gates: list[GateResult
         roc.update_layout(title="ROC curve", xaxis_title="false positive rate", yaxis_title="true positive rate")
         figures.append(figure_json(roc))
     bins = [b for b in s["calibration"] if b["n"]]
+    if bins:
+        figures.append(_reliability(bins))
+    notes = []
+    if m.get("roc_auc_binning_error") is not None:
+        notes.append(
+            f"ROC AUC and the ROC curve come from binned scores (a streamed audit); the exact AUC lies within "
+            f"{m['roc_auc_binning_error']:.2g} of the value shown."
+        )
+    if m.get("expected_calibration_error_reason"):
+        notes.append(f"Calibration: {m['expected_calibration_error_reason']}.")
+    if m.get("n_truncated"):
+        notes.append(
+            f"{m['n_truncated']} of {m['n']} texts were longer than the model's maximum length and were truncated."
+        )
+    return Section(
+        key=name,
+        title="Performance",
+        intro="How well the model predicts on the held-out rows.",
+        tables=[Table(["metric", "value", "note"], rows), confusion],
+        figures=figures,
+        notes=notes,
+    )
+
+
+def _reliability(bins: list[dict]) -> dict:
     calibration = go.Figure(
         go.Scatter(
             x=[b["mean_score"] for b in bins],
@@ -56,20 +82,7 @@ def performance_section(name: str, result: AuditorResult, gates: list[GateResult
     calibration.update_layout(
         title="Reliability diagram", xaxis_title="mean score in bin", yaxis_title="observed positive rate"
     )
-    figures.append(figure_json(calibration))
-    notes = []
-    if m.get("n_truncated"):
-        notes.append(
-            f"{m['n_truncated']} of {m['n']} texts were longer than the model's maximum length and were truncated."
-        )
-    return Section(
-        key=name,
-        title="Performance",
-        intro="How well the model predicts on the held-out rows.",
-        tables=[Table(["metric", "value", "note"], rows), confusion],
-        figures=figures,
-        notes=notes,
-    )
+    return figure_json(calibration)
 
 
 @section_builder(MulticlassPerformanceResult)
