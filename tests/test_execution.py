@@ -7,9 +7,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from auditkit.errors import AuditError
 from auditkit.execution import ExecutionSettings, InProcessExecutor, open_executor
 from auditkit.execution.base import shards
 from auditkit.progress import SILENT
@@ -135,6 +138,39 @@ def test_ray_data_counts_equal_the_streamed_counts(ray_executor, tmp_path):
     assert on_ray.groups == local.groups
     np.testing.assert_array_equal(on_ray.cells, local.cells)
     np.testing.assert_array_equal(on_ray.hist, local.hist)
+
+
+def test_ray_data_names_the_bad_file_in_one_error(ray_executor, tmp_path):
+    from auditkit.streaming.counts import count_predictions
+    from tests.test_streaming_fairness import SPEC, make_predictions, write_folder
+
+    folder = write_folder(make_predictions(6_000, seed=4), tmp_path / "p", dictionary_first=False)
+    table = pq.read_table(folder / "part-1.parquet")
+    scores = table.column("score").to_numpy().copy()
+    scores[7] = 1.5
+    pq.write_table(
+        table.set_column(table.column_names.index("score"), "score", pa.array(scores)), folder / "part-1.parquet"
+    )
+    with pytest.raises(AuditError, match=r"part-1\.parquet: column 'score' must hold probabilities .*found 1\.5"):
+        count_predictions(folder, SPEC, ray_executor)
+
+
+def test_a_streamed_audit_on_ray_gives_the_in_process_summary(ray_executor, tmp_path):
+    from auditkit.runner import run_audit
+    from tests.test_streaming_audit import audit, make_frame, write_parts
+
+    write_parts(make_frame(6_000, seed=5), tmp_path / "mixed")  # one file dictionary-encoded
+    with pytest.raises(AuditError, match="Ray Data cannot read these files as one dataset"):
+        run_audit(write_config(tmp_path, audit("mixed")), write=False, ray="local")
+    write_parts(make_frame(6_000, seed=5), tmp_path / "preds", dictionary_first=False)
+    config = write_config(tmp_path, audit("preds"))
+    local, _ = run_audit(config, out=tmp_path / "local")
+    on_ray, _ = run_audit(config, out=tmp_path / "ray", ray="local")  # joins the fixture's Ray
+    assert any("Ray Data" in note for note in on_ray.notes)
+    assert_same(
+        _summary(tmp_path / "ray" / "summary.json")["auditors"],
+        _summary(tmp_path / "local" / "summary.json")["auditors"],
+    )
 
 
 def assert_same(a, b, path: str = "") -> None:

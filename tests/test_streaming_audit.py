@@ -41,12 +41,12 @@ def make_frame(n: int = N, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"id": np.arange(n), "sex": sex, "region": region, "label": label, "score": score})
 
 
-def write_parts(frame: pd.DataFrame, folder, parts: int = 3):
+def write_parts(frame: pd.DataFrame, folder, parts: int = 3, dictionary_first: bool = True):
     """A folder of Parquet files, the first with ``sex`` dictionary-encoded (as pandas writes categoricals)."""
     folder.mkdir()
     for k, rows in enumerate(np.array_split(np.arange(len(frame)), parts)):
         table = pa.Table.from_pandas(frame.iloc[rows], preserve_index=False)
-        if k == 0 and "sex" in table.column_names:
+        if k == 0 and dictionary_first and "sex" in table.column_names:
             i = table.column_names.index("sex")
             table = table.set_column(i, "sex", table.column("sex").dictionary_encode())
         pq.write_table(table, folder / f"part-{k}.parquet")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from auditkit.errors import AuditError
 from auditkit.execution.base import ExecutionSettings, Executor, R, S, T
@@ -145,24 +146,31 @@ class RayExecutor(Executor):
         ray.data.DataContext.get_current().enable_progress_bars = False  # auditkit reports its own progress
 
         def one(batch: Any) -> dict[str, np.ndarray]:
-            out, error = np.empty(1, dtype=object), np.empty(1, dtype=object)
+            out, error = np.empty(1, dtype=object), np.array([""], dtype=object)
             try:
                 out[0] = count(batch.drop_columns([FILE]))
             except AuditError as exc:  # travels back as a value, naming the file, never as a Ray traceback
                 error[0] = _which_file(batch, count, exc)
             return {"part": out, "error": error}
 
-        parts = (
-            ray.data.read_parquet(str(path), include_paths=True)
-            .select_columns([*columns, FILE])
-            .map_batches(one, batch_format="pyarrow", batch_size=batch_rows, num_cpus=self.settings.cpus_per_task)
-        )
         total = None
-        for batch in parts.iter_batches(batch_format="numpy", batch_size=1):
-            for part, error in zip(batch["part"], batch["error"], strict=True):
-                if error is not None:
-                    raise AuditError(error)
-                total = part if total is None else add(total, part)
+        try:
+            parts = (
+                ray.data.read_parquet(str(path), include_paths=True)
+                .select_columns([*columns, FILE])
+                .map_batches(one, batch_format="pyarrow", batch_size=batch_rows, num_cpus=self.settings.cpus_per_task)
+            )
+            for batch in parts.iter_batches(batch_format="numpy", batch_size=1):
+                for part, error in zip(batch["part"], batch["error"], strict=True):
+                    if error:
+                        raise AuditError(str(error))
+                    total = part if total is None else add(total, part)
+        except pa.ArrowException as exc:  # Ray Data merges the files' schemas; in process each file is read alone
+            first = str(exc).strip().splitlines()[-1][:300]
+            raise AuditError(
+                f"{path}: Ray Data cannot read these files as one dataset ({first}); write every file with "
+                "the same column types, or run without Ray"
+            ) from None
         return total
 
     def close(self) -> None:
