@@ -84,7 +84,8 @@ def load_data(config: DataConfig, seed: int, *, hold_out: bool = True) -> AuditD
 
         return load_token_data(config, seed)  # type: ignore[return-value]  # sentences, not rows
     if config.streaming:
-        return load_streamed(config)  # type: ignore[return-value]  # files described, rows never loaded
+        labels = (label_text(config.negative_label), label_text(config.positive_label))
+        return load_streamed(config, labels)  # type: ignore[return-value]  # files described, rows never loaded
     path = Path(config.path)
     frame, digest = read_table(path, config.format, config.sep)
     if frame.empty:

@@ -327,3 +327,22 @@ def test_validate_reads_footers_only(data):
     root, _ = data
     lines = validate_config(write_config(root, audit("preds"), "ok.yaml"))
     assert f"0 train rows, {N} test rows" in lines[1] and "all 3 files (streamed)" in lines[-1]
+
+
+def test_boolean_labels_and_zero_one_predictions_read_as_in_memory(tmp_path):
+    frame = make_frame(4000, seed=2)
+    frame = frame.assign(label=frame["label"] == "good", decision=(frame["score"] >= 0.4).astype(int))
+    write_parts(frame, tmp_path / "b")
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "b.parquet")
+    results = []
+    for path, streaming in (("b", True), ("b.parquet", False)):
+        config = audit(path, streaming, score_column="score", predicted_column="decision")
+        config["data"].update(positive_label=True, negative_label=False)
+        results.append(run_audit(write_config(tmp_path, config), write=False)[0])
+    streamed, memory = (r.auditors["fairness"] for r in results)
+    assert streamed.disparities == memory.disparities
+    assert (
+        results[0].auditors["performance"].metrics["accuracy"]
+        == results[1].auditors["performance"].metrics["accuracy"]
+        == pytest.approx(float(((frame["score"] >= 0.4) == frame["label"]).mean()))
+    )

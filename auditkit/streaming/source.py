@@ -80,8 +80,9 @@ def require_columns(data: ds.Dataset, columns: dict[str, str]) -> None:
                 raise AuditError(f"{fragment.path}: column '{column}' (from {key}) is not in this file")
 
 
-def load_streamed(config: DataConfig) -> StreamedData:
-    """Check the files' columns and count their rows from the footers; read no row."""
+def load_streamed(config: DataConfig, labels: tuple[str, str]) -> StreamedData:
+    """Check the files' columns and count their rows from the footers; read no row. ``labels`` are the
+    (negative, positive) label names as the in-memory data names them."""
     path = Path(config.path)
     data = open_dataset(path, "data.path")
     assert config.label is not None
@@ -97,7 +98,6 @@ def load_streamed(config: DataConfig) -> StreamedData:
     if n_rows == 0:
         raise AuditError(f"{path}: the dataset has no rows")
     digest = files_sha256(path, tuple(data.files))
-    labels = (str(config.negative_label), str(config.positive_label))
     fingerprint = hashlib.sha256(f"every row\t{digest}\t{config.label}\t{labels[1]}\t{labels[0]}".encode()).hexdigest()
     files = tuple(data.files)
     return StreamedData(
