@@ -105,7 +105,7 @@ class AuditResult:
     provenance: Provenance
     gates: list[GateResult]
     auditors: dict[str, AuditorResult]
-    predictions: Predictions
+    predictions: Predictions  # or TokenPredictions (token tasks), CountedPredictions (a streamed audit: no rows)
     sensitive: dict[str, list[str]]  # feature -> group of each evaluated example
     attributions: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

@@ -145,19 +145,21 @@ class RayExecutor(Executor):
 
         ray.data.DataContext.get_current().enable_progress_bars = False  # auditkit reports its own progress
 
+        paths = FILE not in columns  # a data column of that name: errors then name the folder, not the file
+
         def one(batch: Any) -> dict[str, np.ndarray]:
             out, error = np.empty(1, dtype=object), np.array([""], dtype=object)
             try:
-                out[0] = count(batch.drop_columns([FILE]))
+                out[0] = count(batch.drop_columns([FILE]) if paths else batch)
             except AuditError as exc:  # travels back as a value, naming the file, never as a Ray traceback
-                error[0] = _which_file(batch, count, exc)
+                error[0] = _which_file(batch, count, exc) if paths else f"{path}: {exc}"
             return {"part": out, "error": error}
 
         total = None
         try:
             parts = (
-                ray.data.read_parquet(str(path), include_paths=True)
-                .select_columns([*columns, FILE])
+                ray.data.read_parquet(str(path), include_paths=paths)
+                .select_columns([*columns, FILE] if paths else columns)
                 .map_batches(one, batch_format="pyarrow", batch_size=batch_rows, num_cpus=self.settings.cpus_per_task)
             )
             for batch in parts.iter_batches(batch_format="numpy", batch_size=1):
