@@ -346,3 +346,10 @@ def test_boolean_labels_and_zero_one_predictions_read_as_in_memory(tmp_path):
         == results[1].auditors["performance"].metrics["accuracy"]
         == pytest.approx(float(((frame["score"] >= 0.4) == frame["label"]).mean()))
     )
+
+
+def test_too_many_groups_is_one_error_before_memory_runs_out(tmp_path, monkeypatch):
+    monkeypatch.setattr(counts_module, "MAX_GROUPS", 5)  # 2 x 4 = 8 combinations of sex and region
+    write_parts(make_frame(3000, seed=6), tmp_path / "p")
+    with pytest.raises(AuditError, match=r"part-0\.parquet: the sensitive features sex, region take more than 5"):
+        run_audit(write_config(tmp_path, audit("p")), write=False)

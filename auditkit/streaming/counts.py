@@ -25,6 +25,9 @@ from auditkit.stats.cells import PRED, CellTable, Y
 from auditkit.streaming.source import open_dataset, require_columns
 
 DEFAULT_BINS = 16384
+#: Most groups (combinations of every sensitive feature's values) counted: each keeps a score
+#: histogram per label (2 x 16,384 x 8 bytes = 256 KiB), so 4,096 groups hold 1 GiB.
+MAX_GROUPS = 4096
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class PredictionCounts:
         assert self.hist is not None and other.hist is not None
         index = {g: i for i, g in enumerate(self.groups)}
         new = [g for g in other.groups if g not in index]
+        _check_groups(len(self.groups) + len(new), self.features)
         if new:
             self.groups.extend(new)
             index.update({g: i for i, g in enumerate(self.groups)})
@@ -160,6 +164,7 @@ def batch_counts(batch: pa.RecordBatch | pa.Table, spec: CountSpec) -> Predictio
         key = key * len(vocabulary) + codes
         vocabularies.append(vocabulary)
     local, group_of_row = np.unique(key, return_inverse=True)
+    _check_groups(len(local), spec.features)
     groups = []
     for k in local:  # undo the mixed radix: the values of each local group
         values = []
@@ -171,6 +176,14 @@ def batch_counts(batch: pa.RecordBatch | pa.Table, spec: CountSpec) -> Predictio
     cells = np.bincount(group_of_row * 4 + y * 2 + y_pred, minlength=4 * g).reshape(g, 2, 2)
     hist = np.bincount((group_of_row * 2 + y) * spec.bins + bins, minlength=g * 2 * spec.bins)
     return PredictionCounts(spec.features, spec.bins, groups, cells.astype(np.int64), hist.reshape(g, 2, spec.bins))
+
+
+def _check_groups(n: int, features: tuple[str, ...]) -> None:
+    if n > MAX_GROUPS:
+        raise AuditError(
+            f"the sensitive features {', '.join(features)} take more than {MAX_GROUPS} combinations of values; "
+            "a streamed audit keeps a score histogram for each: slice by fewer or coarser features"
+        )
 
 
 def _codes(column: pa.ChunkedArray, name: str, spec: CountSpec, raw: bool = False) -> tuple[np.ndarray, list]:
