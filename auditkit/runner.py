@@ -108,7 +108,8 @@ def run_audit(
     seconds: dict[str, float] = {}
     with open_executor(config.execution) as executor:
         context = AuditContext(config, prepared.data, prepared.adapter, progress, executor)
-        with progress.step(f"score {len(prepared.data.test)} test rows"):
+        verb = "count (streamed)" if isinstance(prepared.data.test, StreamedSplit) else "score"
+        with progress.step(f"{verb} {len(prepared.data.test)} test rows"):
             predictions = context.predictions("test")
         for name in names:
             auditor = registry.auditors()[name](getattr(config.auditors, name))
