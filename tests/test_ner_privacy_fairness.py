@@ -202,3 +202,24 @@ def test_degenerate_rule_for_token_runs(tags, f1, ci, expected):
     }
     reason = degenerate_reason(tags, report)
     assert reason is None if expected is None else expected in reason
+
+
+def test_the_html_section_shows_each_runs_group_recall_with_intervals_and_the_gates(audited):
+    from auditkit.report.format import interval
+    from auditkit.report.sections import build_section
+
+    _, config, result, _ = audited
+    gates = evaluate_gates(list(config.gates), {"privacy": result})
+    section = build_section("privacy", result, gates)
+    recall = next(t for t in section.tables if t.caption.startswith("Name probe per run"))
+    shown = {(row[0], row[2]): row for row in recall.rows}
+    for run in [*result.runs, result.non_private]:
+        label = "non-private" if run["target_epsilon"] is None else f"eps={run['target_epsilon']:g}"
+        for group, r in run["by_group"]["origin"].items():
+            assert shown[(label, group)][4] == r["recall"]
+            assert shown[(label, group)][5] == interval(r["ci"]["recall"])
+    disparity = next(t for t in section.tables if t.caption.startswith("Fairness cost of privacy"))
+    forced = [row for row in disparity.rows if row[0] == f"eps={FORCED:g}" and row[2] == "name_recall_ratio"]
+    assert forced[0][5].startswith("inconclusive") and forced[0][8].startswith("inconclusive")
+    assert "degenerate" in forced[0][9]
+    assert any(note.startswith(f"eps={FORCED:g}: degenerate") for note in section.notes)
