@@ -223,3 +223,18 @@ def test_the_html_section_shows_each_runs_group_recall_with_intervals_and_the_ga
     assert forced[0][5].startswith("inconclusive") and forced[0][8].startswith("inconclusive")
     assert "degenerate" in forced[0][9]
     assert any(note.startswith(f"eps={FORCED:g}: degenerate") for note in section.notes)
+
+
+@pytest.mark.parametrize(
+    "extra", [{"epochs": [1, 2]}, {"learning_rate": [0.01, 0.1]}, {"sweep": [{"epsilon": 8.0, "max_grad_norm": 0.5}]}]
+)
+def test_token_runs_refuse_grids_and_sweeps(audited, extra):
+    from auditkit import registry
+    from auditkit.auditors.privacy import PrivacySettings
+    from auditkit.errors import AuditError
+
+    _, config, _, _ = audited
+    settings = PrivacySettings(**{**config.auditors.privacy.model_dump(), **extra})
+    with pytest.raises(AuditError, match="no sweep"):
+        PrivacyAuditor.check_adapter(settings, config, registry.adapters()["hf-token"])
+    PrivacyAuditor.check_adapter(config.auditors.privacy, config, registry.adapters()["hf-token"])  # one value: fine
