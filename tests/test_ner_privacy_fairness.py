@@ -18,7 +18,7 @@ from auditkit.auditors.privacy import PrivacyAuditor
 from auditkit.config_file import load_config
 from auditkit.gates import evaluate_gates
 from auditkit.ner.privacy import word_features
-from auditkit.ner.privacy_fairness import degenerate_reason
+from auditkit.ner.privacy_fairness import degenerate_reason, why_inconclusive
 from auditkit.ner.probe import ProbeSet, Template, probe_report, recall_changes
 from auditkit.progress import SILENT
 from auditkit.runner import prepare
@@ -238,3 +238,10 @@ def test_token_runs_refuse_grids_and_sweeps(audited, extra):
     with pytest.raises(AuditError, match="no sweep"):
         PrivacyAuditor.check_adapter(settings, config, registry.adapters()["hf-token"])
     PrivacyAuditor.check_adapter(config.auditors.privacy, config, registry.adapters()["hf-token"])  # one value: fine
+
+
+def test_a_degenerate_reference_voids_every_runs_change_before_the_runs_own_reason():
+    assert why_inconclusive(None, None) is None
+    assert why_inconclusive("no entity", None) == "this run is degenerate: no entity"
+    assert why_inconclusive("no entity", "one tag") == "the non-private reference run is degenerate: one tag"
+    assert why_inconclusive(None, "one tag").startswith("the non-private reference run is degenerate")
