@@ -196,6 +196,11 @@ def test_privacy_runs_are_accounted_and_attacked(ran):
     assert run["epsilon"] <= 3.0 + 1e-6
     assert 0.0 <= privacy["audited_model"]["mia"]["auc"] <= 1.0
     assert privacy["non_private"]["metrics"]["entity_f1"] is not None
+    # the fairness auditor's probe, tagged by every run; the change is from the reference (null only with why)
+    assert set(run["by_group"]) == set(privacy["non_private"]["by_group"]) == {"origin"}
+    change = run["name_recall_change"]["origin"]
+    assert change["name_recall_ratio_change"] is not None or change["name_recall_ratio_change_reason"]
+    assert "Name probe per run" in (folder / "out" / "report.html").read_text(encoding="utf-8")
 
 
 def test_baseline_comparison_of_token_audits_uses_intervals(ran):

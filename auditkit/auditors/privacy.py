@@ -151,7 +151,7 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
     @classmethod
     def metric_ids(cls, settings: PrivacySettings, config: AuditConfigBase) -> set[str]:
         if config.data.task == "token-classification":
-            return {f"{cls.name}.{m}" for m in token_metric_ids(settings.epsilons)}
+            return {f"{cls.name}.{m}" for m in token_metric_ids(settings.epsilons, _probes(config))}
         ids = {f"{cls.name}.mia_auc[audited]", f"{cls.name}.epsilon_lower_bound[audited]"}
         for spec in settings.runs():
             tag = spec.tag
@@ -244,3 +244,9 @@ def request(settings: PrivacySettings, seed: int) -> RetrainRequest:
 
 def _probability_of_label(p: Predictions) -> np.ndarray:
     return p.probabilities[np.arange(len(p)), p.y_true]
+
+
+def _probes(config: AuditConfigBase) -> list[str]:
+    """The fairness auditor's name probes: token DP runs are probed with them (the fairness cost of privacy)."""
+    fairness = getattr(config.auditors, "fairness", None)
+    return list(fairness.name_probes) if fairness is not None else []

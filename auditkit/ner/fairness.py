@@ -48,16 +48,16 @@ class TokenFairnessResult(AuditorResult):
         for probe, report in self.name_probe.items():
             d = report["disparity"]
             for key in ("name_recall_ratio", "name_recall_difference"):
-                out[f"{key}[{probe}]"] = _value(d, key)
+                out[f"{key}[{probe}]"] = block_value(d, key)
         for feature, d in self.disparities.items():
             for key in ("entity_f1_ratio", "entity_f1_difference"):
-                out[f"{key}[{feature}]"] = _value(d, key)
+                out[f"{key}[{feature}]"] = block_value(d, key)
         for name, swap in self.counterfactual.items():
-            out[f"counterfactual_flip_rate[{name}]"] = _value(swap, "flip_rate")
+            out[f"counterfactual_flip_rate[{name}]"] = block_value(swap, "flip_rate")
         return out
 
 
-def _value(block: dict[str, Any], key: str) -> MetricValue:
+def block_value(block: dict[str, Any], key: str) -> MetricValue:
     ci = block.get("ci", {}).get(key)
     return MetricValue(block.get(key), tuple(ci) if ci else None, block.get(f"{key}_reason"))
 
@@ -68,17 +68,29 @@ def metric_ids(probes: list[str], features: list[str], swaps: list[str]) -> set[
     return ids | {f"counterfactual_flip_rate[{s}]" for s in swaps}
 
 
+def build_probe(probe: NameProbe, base: Path) -> ProbeSet:
+    """Every template filled with every name of the probe's names file (paths relative to ``base``)."""
+    names, groups = load_names(base / probe.names, probe.group_column, probe.name_column)
+    templates = load_templates(base / probe.templates if probe.templates else None)[: probe.n_templates]
+    return ProbeSet(templates, names, groups)
+
+
+def score_probe(
+    probe: NameProbe, probe_set: ProbeSet, tags: list[list[str]], *, n_boot: int, confidence: float, seed: int
+) -> tuple[dict[str, Any], np.ndarray]:
+    """One model's tags of the probe sentences -> recall per group (the report) and the (names, templates) hits."""
+    hits = recognised(probe_set, tags, probe.person_type)
+    report = probe_report(probe_set, hits, n_boot=n_boot, confidence=confidence, seed=seed, min_names=probe.min_names)
+    report["person_type"] = probe.person_type
+    return report, hits
+
+
 def run_probe(
     probe: NameProbe, base: Path, tag: Tagger, *, n_boot: int, confidence: float, seed: int
 ) -> dict[str, Any]:
     """Fill every template with every name, tag the sentences, and report recall per group."""
-    names, groups = load_names(base / probe.names, probe.group_column, probe.name_column)
-    templates = load_templates(base / probe.templates if probe.templates else None)[: probe.n_templates]
-    probe_set = ProbeSet(templates, names, groups)
-    hits = recognised(probe_set, tag(probe_set.sentences), probe.person_type)
-    report = probe_report(probe_set, hits, n_boot=n_boot, confidence=confidence, seed=seed, min_names=probe.min_names)
-    report["person_type"] = probe.person_type
-    return report
+    probe_set = build_probe(probe, base)
+    return score_probe(probe, probe_set, tag(probe_set.sentences), n_boot=n_boot, confidence=confidence, seed=seed)[0]
 
 
 def entity_f1_by_group(

@@ -1,6 +1,7 @@
 """``privacy`` for token classifiers: DP token heads at each epsilon on the public base encoder's word
-features, entity F1 per run, and a sentence-level membership-inference attack on every run and on the
-audited model."""
+features, entity F1 per run, the fairness auditor's name probes per run with the change from the
+non-private reference (the fairness cost of privacy), and a sentence-level membership-inference
+attack on every run and on the audited model."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 import numpy as np
 
 from auditkit.errors import AuditError
+from auditkit.ner.fairness import block_value
 from auditkit.ner.metrics import count_entities, entity_report
 from auditkit.ner.privacy import head_outputs, train_head, word_data, word_features, word_labels
+from auditkit.ner.privacy_fairness import DISPARITY_KEYS, ProbeRuns, degenerate_reason, why_inconclusive
 from auditkit.ner.wordpieces import label_set
 from auditkit.privacy.mia import balanced, loss_attack
 from auditkit.results import AuditorResult, MetricValue
@@ -38,13 +41,22 @@ class TokenPrivacyResult(AuditorResult):
             reason = None if f1 is not None else "no gold or predicted entities"
             out[f"entity_f1[{tag}]"] = MetricValue(f1, tuple(ci) if ci else None, reason)
             out[f"mia_auc[{tag}]"] = MetricValue(run["mia"]["auc"])
+            for probe, report in run["name_probe"].items():
+                for key in DISPARITY_KEYS:
+                    out[f"{key}[{probe}@{tag}]"] = block_value(report["disparity"], key)
+            for probe, change in run["name_recall_change"].items():
+                for key in DISPARITY_KEYS:
+                    out[f"{key}_change[{probe}@{tag}]"] = block_value(change, f"{key}_change")
         return out
 
 
-def metric_ids(epsilons: list[float]) -> set[str]:
+def metric_ids(epsilons: list[float], probes: list[str]) -> set[str]:
+    """Gate ids; a name probe's read as ``fairness.name_recall_ratio[<probe>]``, with ``@eps=<e>``."""
     ids = {"mia_auc[audited]", "epsilon_lower_bound[audited]"}
     for eps in epsilons:
         ids |= {f"entity_f1[eps={eps:g}]", f"mia_auc[eps={eps:g}]"}
+        for probe in probes:
+            ids |= {f"{key}{change}[{probe}@eps={eps:g}]" for key in DISPARITY_KEYS for change in ("", "_change")}
     return ids
 
 
@@ -81,6 +93,14 @@ def token_privacy(context: Any, settings: Any) -> TokenPrivacyResult:
     rng = np.random.default_rng(seed)
     train = word_data(features["train"], y["train"])
     hidden = features["train"][0].shape[1]
+    config_path = context.config.config_path
+    probes = ProbeRuns(  # the fairness auditor's probes, read from its validated settings
+        getattr(context.config.auditors, "fairness", None),
+        Path(config_path).parent if config_path is not None else None,
+        lambda s: word_features(encoder, tokenizer, s, max_length=adapter.max_length, device=adapter.device),
+        seed,
+    )
+    hits: dict[float | None, dict[str, np.ndarray]] = {}
 
     def run(target: float | None) -> dict[str, Any]:
         outcome = train_head(
@@ -101,6 +121,10 @@ def token_privacy(context: Any, settings: Any) -> TokenPrivacyResult:
         test_tags, test_loss = head_outputs(outcome.head, features["test"], y["test"], id2label, adapter.device)
         _, train_loss = head_outputs(outcome.head, features["train"], y["train"], id2label, adapter.device)
         report = entity_report(count_entities(data.test.tags, test_tags), settings.n_boot, 0.95, seed)
+        degenerate = degenerate_reason(test_tags, report)
+        name_probe, hits[target] = probes.measure(
+            lambda f: head_outputs(outcome.head, f, None, id2label, adapter.device)[0], degenerate
+        )
         return {
             "target_epsilon": target,
             "epsilon": outcome.epsilon,
@@ -112,7 +136,11 @@ def token_privacy(context: Any, settings: Any) -> TokenPrivacyResult:
             "accountant": settings.accountant if target is not None else None,
             "epochs": settings.epochs,
             "seconds": round(outcome.seconds, 2),
-            "by_group": {},  # per-group results of token runs: not computed yet
+            "by_group": {name: r["by_group"] for name, r in name_probe.items()},  # name-probe recall per group
+            "name_probe": name_probe,
+            "name_recall_change": {},
+            "degenerate": degenerate,
+            "flags": [f"degenerate: {degenerate}; no conclusion is drawn from this run"] if degenerate else [],
             "metrics": {
                 "entity_f1": report["metrics"]["f1"],
                 "token_accuracy": report["metrics"]["token_accuracy"],
@@ -124,6 +152,9 @@ def token_privacy(context: Any, settings: Any) -> TokenPrivacyResult:
 
     runs = [run(eps) for eps in settings.epsilons]
     reference = run(None)
+    for result in runs:
+        why = why_inconclusive(result["degenerate"], reference["degenerate"])
+        result["name_recall_change"] = probes.changes(hits[result["target_epsilon"]], hits[None], why)
     audited = _attack(
         adapter.sentence_losses(data.train.tokens, data.train.tags),
         adapter.sentence_losses(data.test.tokens, data.test.tags),

@@ -113,19 +113,41 @@ def recognised(probe: ProbeSet, predicted_tags: list[list[str]], person_type: st
     return hits.reshape(len(probe.names), len(probe.templates))
 
 
+def group_draws(probe: ProbeSet, hits: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Each name's recall and, per group, its recall in each names-bootstrap replicate.
+
+    The draws depend only on the seed and the group sizes: two models probed with one seed are
+    resampled on the same names, so their replicates are paired.
+    """
+    per_name = hits.mean(axis=1)
+    groups = np.asarray(probe.groups)
+    rng = np.random.default_rng(seed)
+    draws = {}
+    for group in sorted(set(probe.groups)):
+        values = per_name[groups == group]
+        draws[group] = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
+    return per_name, draws
+
+
+def disparity_of(recalls: np.ndarray) -> dict[str, np.ndarray]:
+    """Rows of group recalls -> highest minus lowest, and lowest / highest (NaN where every recall is 0)."""
+    high, low = recalls.max(axis=1), recalls.min(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(high > 0, low / high, np.nan)
+    return {"name_recall_ratio": ratio, "name_recall_difference": high - low}
+
+
 def probe_report(
     probe: ProbeSet, hits: np.ndarray, *, n_boot: int, confidence: float, seed: int, min_names: int
 ) -> dict[str, Any]:
     """Recall per group with a names-bootstrap interval; ratio (lowest / highest) and difference between groups."""
-    per_name = hits.mean(axis=1)
+    per_name, draws = group_draws(probe, hits, n_boot, seed)
     groups = np.asarray(probe.groups)
-    rng = np.random.default_rng(seed)
     by_group: dict[str, dict[str, Any]] = {}
     replicates: dict[str, np.ndarray] = {}
-    for group in sorted(set(probe.groups)):
+    for group, recall_draws in draws.items():
         values = per_name[groups == group]
-        draws = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
-        interval, _ = percentile_interval(draws, confidence)
+        interval, _ = percentile_interval(recall_draws, confidence)
         ok = len(values) >= min_names
         by_group[group] = {
             "n_names": int(len(values)),
@@ -136,7 +158,7 @@ def probe_report(
             "lowest_names": _lowest(probe, per_name, groups == group),
         }
         if ok:
-            replicates[group] = draws
+            replicates[group] = recall_draws
     disparity: dict[str, Any] = {"groups_compared": sorted(replicates)}
     if len(replicates) < 2:
         reason = f"fewer than two groups with at least {min_names} names"
@@ -145,18 +167,15 @@ def probe_report(
         disparity["ci"] = {"name_recall_ratio": None, "name_recall_difference": None}
         return {"by_group": by_group, "disparity": disparity, "n_templates": len(probe.templates)}
     point = np.array([by_group[g]["recall"] for g in replicates])
-    boot = np.column_stack(list(replicates.values()))
-    low, high = point.min(), point.max()
+    boot = disparity_of(np.column_stack(list(replicates.values())))
     disparity["lowest_group"] = list(replicates)[int(point.argmin())]
     disparity["highest_group"] = list(replicates)[int(point.argmax())]
-    disparity["name_recall_difference"] = float(high - low)
-    diff_ci, _ = percentile_interval(boot.max(axis=1) - boot.min(axis=1), confidence)
+    disparity["name_recall_difference"] = float(point.max() - point.min())
+    diff_ci, _ = percentile_interval(boot["name_recall_difference"], confidence)
     ci: dict[str, list[float] | None] = {"name_recall_difference": list(diff_ci) if diff_ci else None}
-    if high > 0:
-        disparity["name_recall_ratio"] = float(low / high)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio_boot = np.where(boot.max(axis=1) > 0, boot.min(axis=1) / boot.max(axis=1), np.nan)
-        ratio_ci, _ = percentile_interval(ratio_boot, confidence)
+    if point.max() > 0:
+        disparity["name_recall_ratio"] = float(point.min() / point.max())
+        ratio_ci, _ = percentile_interval(boot["name_recall_ratio"], confidence)
         ci["name_recall_ratio"] = list(ratio_ci) if ratio_ci else None
     else:
         disparity["name_recall_ratio"] = None
@@ -164,6 +183,52 @@ def probe_report(
         ci["name_recall_ratio"] = None
     disparity["ci"] = ci
     return {"by_group": by_group, "disparity": disparity, "n_templates": len(probe.templates)}
+
+
+def recall_changes(
+    probe: ProbeSet,
+    hits: np.ndarray,
+    reference_hits: np.ndarray,
+    *,
+    n_boot: int,
+    confidence: float,
+    seed: int,
+    min_names: int,
+) -> dict[str, Any]:
+    """Recall per group, ratio and difference of one model minus a reference's on the same probe, with
+    paired names-bootstrap intervals (both resample the same names)."""
+    per_name, draws = group_draws(probe, hits, n_boot, seed)
+    reference_per_name, reference_draws = group_draws(probe, reference_hits, n_boot, seed)
+    groups = np.asarray(probe.groups)
+    by_group: dict[str, dict[str, Any]] = {}
+    for group in draws:
+        change = per_name[groups == group].mean() - reference_per_name[groups == group].mean()
+        interval, _ = percentile_interval(draws[group] - reference_draws[group], confidence)
+        by_group[group] = {
+            "recall_change": float(change),
+            "ci": {"recall_change": list(interval) if interval else None},
+        }
+    out: dict[str, Any] = {"by_group": by_group, "ci": {}}
+    compared = [g for g in draws if int((groups == g).sum()) >= min_names]
+    keys = ("name_recall_ratio", "name_recall_difference")
+    if len(compared) < 2:
+        for key in keys:
+            out[f"{key}_change"], out[f"{key}_change_reason"] = None, f"fewer than two groups with {min_names}+ names"
+            out["ci"][f"{key}_change"] = None
+        return out
+    point = disparity_of(np.array([[per_name[groups == g].mean() for g in compared]]))
+    reference = disparity_of(np.array([[reference_per_name[groups == g].mean() for g in compared]]))
+    boot = disparity_of(np.column_stack([draws[g] for g in compared]))
+    reference_boot = disparity_of(np.column_stack([reference_draws[g] for g in compared]))
+    for key in keys:
+        change = float(point[key][0] - reference[key][0])
+        if not np.isfinite(change):
+            out[f"{key}_change"], out["ci"][f"{key}_change"] = None, None
+            out[f"{key}_change_reason"] = "no group's names were recognised as persons by this run or the reference"
+            continue
+        interval, _ = percentile_interval(boot[key] - reference_boot[key], confidence)
+        out[f"{key}_change"], out["ci"][f"{key}_change"] = change, list(interval) if interval else None
+    return out
 
 
 def _lowest(probe: ProbeSet, per_name: np.ndarray, mask: np.ndarray, k: int = 5) -> list[dict[str, Any]]:

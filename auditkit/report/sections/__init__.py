@@ -1,6 +1,13 @@
 """One HTML section per auditor; the builders live in the submodules and register in :mod:`.base`."""
 
-from auditkit.report.sections import explain, fairness, ner, performance, privacy  # noqa: F401  (they register)
+from auditkit.report.sections import (  # noqa: F401  (they register)
+    explain,
+    fairness,
+    ner,
+    ner_privacy,
+    performance,
+    privacy,
+)
 from auditkit.report.sections.base import (
     BUILDERS,
     Heatmap,

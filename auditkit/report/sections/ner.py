@@ -1,5 +1,6 @@
 """HTML sections of token-classification audits: entity-type table with intervals, type confusion,
-name-probe chart per group, per-group entity F1 and counterfactual swaps. They format; they compute nothing."""
+name-probe chart per group, per-group entity F1 and counterfactual swaps (privacy: ``ner_privacy``).
+They format; they compute nothing."""
 
 from __future__ import annotations
 
@@ -10,13 +11,12 @@ import plotly.graph_objects as go
 from auditkit.ner.explain_audit import TokenExplainResult
 from auditkit.ner.fairness import TokenFairnessResult
 from auditkit.ner.performance import TokenPerformanceResult
-from auditkit.ner.privacy_audit import TokenPrivacyResult
 from auditkit.report.format import interval, number
 from auditkit.report.sections.base import Heatmap, Section, Table, figure_json, section_builder
 from auditkit.results import AuditorResult, GateResult
 
 
-def _gate_cell(gates: dict[str, GateResult], gate_id: str) -> str:
+def gate_cell(gates: dict[str, GateResult], gate_id: str) -> str:
     gate = gates.get(gate_id)
     return f"{gate.status} ({gate.op} {gate.threshold:g})" if gate else ""
 
@@ -143,7 +143,7 @@ def token_fairness_section(name: str, result: AuditorResult, gates: list[GateRes
                         key,
                         d.get(key),
                         interval(d["ci"].get(key)),
-                        _gate_cell(gate_of, f"fairness.{key}[{probe}]"),
+                        gate_cell(gate_of, f"fairness.{key}[{probe}]"),
                         d.get(f"{key}_reason", ""),
                     ]
                     for key in ("name_recall_ratio", "name_recall_difference")
@@ -182,7 +182,7 @@ def token_fairness_section(name: str, result: AuditorResult, gates: list[GateRes
                         c["n"],
                         c.get("flip_rate"),
                         interval(c["ci"].get("flip_rate")),
-                        _gate_cell(gate_of, f"fairness.counterfactual_flip_rate[{swap}]"),
+                        gate_cell(gate_of, f"fairness.counterfactual_flip_rate[{swap}]"),
                         c.get("flip_rate_reason", ""),
                     ]
                     for swap, c in s["counterfactual"].items()
@@ -281,62 +281,4 @@ def token_explain_section(name: str, result: AuditorResult, gates: list[GateResu
         )
     return Section(
         key=name, title="Explanations (entities)", tables=tables, heatmaps=[token_heatmap(r) for r in s["examples"]]
-    )
-
-
-@section_builder(TokenPrivacyResult)
-def token_privacy_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
-    s = result.summary()
-    rows = []
-    for run in [*s["runs"], s["non_private"]]:
-        m, mia = run["metrics"], run["mia"]
-        eps = "non-private" if run["target_epsilon"] is None else f"{run['target_epsilon']:g}"
-        rows.append(
-            [
-                eps,
-                number(run["epsilon"]),
-                number(run["noise_multiplier"]),
-                run["steps"],
-                number(m["entity_f1"]),
-                interval(m["ci"].get("f1")),
-                number(mia["auc"]),
-                number(mia["epsilon_lower_bound"]),
-                number(mia["epsilon_lower_bound_ceiling"]),
-            ]
-        )
-    audited = s["audited_model"]["mia"]
-    return Section(
-        key=name,
-        title="Privacy (entities)",
-        intro=f"Trained: {s['trained']}; delta {number(s['delta'])}. A sentence is one example.",
-        tables=[
-            Table(
-                [
-                    "target ε",
-                    "accounted ε",
-                    "noise",
-                    "steps",
-                    "entity F1",
-                    "95% CI",
-                    "MIA AUC",
-                    "ε lower bound",
-                    "bound ceiling",
-                ],
-                rows,
-                caption="DP runs and the non-private reference",
-            ),
-            Table(
-                ["model", "MIA AUC", "ε lower bound", "members", "non-members"],
-                [
-                    [
-                        "audited",
-                        number(audited["auc"]),
-                        number(audited["epsilon_lower_bound"]),
-                        audited["n_members"],
-                        audited["n_nonmembers"],
-                    ]
-                ],
-                caption="Sentence-level loss-threshold membership inference on the audited model",
-            ),
-        ],
     )
