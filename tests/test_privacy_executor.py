@@ -16,7 +16,8 @@ from auditkit.privacy.runs import RunTask
 from tests.test_privacy import tabular_privacy_config
 
 SHADOWS = 2
-STUDY = {"epsilons": [1.0, 4.0], "epochs": 2, "learning_rate": [1e-3, 3e-3], "lira_shadows": SHADOWS}
+# A small sample rate (batch 16 of 96 rows) keeps Opacus' noise search, the slow part here, quick.
+STUDY = {"epsilons": [1.0, 4.0], "epochs": 2, "learning_rate": [1e-3, 3e-3], "lira_shadows": SHADOWS, "batch_size": 16}
 
 
 class Recording(InProcessExecutor):
@@ -99,7 +100,7 @@ def _privacy(folder) -> dict:
     return privacy
 
 
-@pytest.mark.slow  # 8 DP runs twice (~3 min on a loaded 2-core machine); test_execution covers one epsilon
+@pytest.mark.slow  # 8 DP runs twice (~2 min on a loaded 2-core machine); test_execution covers one epsilon
 def test_the_study_on_ray_equals_the_study_in_process(ray_executor, tmp_path):
     config = tabular_privacy_config(tmp_path, **STUDY)
     runner.run_audit(config, out=tmp_path / "local")  # builds the model once
