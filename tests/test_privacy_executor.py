@@ -100,7 +100,7 @@ def _privacy(folder) -> dict:
     return privacy
 
 
-@pytest.mark.slow  # 8 DP runs twice and a Ray start (~65 s on a loaded 2-core machine); test_execution covers one epsilon
+@pytest.mark.slow  # 8 DP runs twice, a Ray start: ~65 s on a loaded 2-core machine (test_execution: one epsilon)
 def test_the_study_on_ray_equals_the_study_in_process(ray_executor, tmp_path):
     config = tabular_privacy_config(tmp_path, **STUDY)
     runner.run_audit(config, out=tmp_path / "local")  # builds the model once
