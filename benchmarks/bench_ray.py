@@ -22,7 +22,7 @@ from auditkit.config_file import load_config
 from auditkit.execution import ExecutionSettings, InProcessExecutor, open_executor
 from auditkit.explain.engines import EngineOptions, engine_for
 from auditkit.explain.sharded import EngineFactory, explain_sharded
-from auditkit.privacy.runs import RunSettings, RunTask
+from auditkit.privacy.runs import RunJob, RunSettings, RunTask
 from auditkit.progress import SILENT
 from auditkit.runner import prepare
 from benchmarks.interleave import interleaved
@@ -104,9 +104,10 @@ def dp_sweep(ray_2) -> dict:
         settings.grad_sample_mode,
         config.seed,
     )
-    task = RunTask(trainable, run_settings, config.model.device)
+    task = RunTask(trainable, config.model.device)
+    jobs = [RunJob(run_settings, epsilon) for epsilon in EPSILONS]
     side = interleaved(
-        {"sequential": lambda: InProcessExecutor().map(task, EPSILONS), "ray": lambda: ray_2.map(task, EPSILONS)},
+        {"sequential": lambda: InProcessExecutor().map(task, jobs), "ray": lambda: ray_2.map(task, jobs)},
         ROUNDS,
     )
     last = side.pop("last")

@@ -192,8 +192,8 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
             self.settings, context, trainable, validation, population, y_fit, y_val, y_test, members, nonmembers
         )
         reference_spec = RunSpec(None, s.max_grad_norm, tuple(rates), (max(epochs),), "non-private")
-        non_private = study.run(reference_spec, None, delta, rng)
-        runs = [study.run(spec, non_private, delta, rng) for spec in s.runs()]
+        # Every run trains as an executor task, then every LiRA shadow (a Ray cluster runs them at once).
+        non_private, *runs = study.run_all([reference_spec, *s.runs()], delta, rng)
         # The audited model scores only the sampled members: no need to score the whole training split.
         test_p = context.predictions("test")
         if test_p.n_classes > 2:

@@ -71,6 +71,20 @@ def lira_attack(
     attacked run's noise and batches cancels the very noise that makes the run private.
     """
     masks = shadow_masks(len(y), n_train, n_shadows, rng)
-    shadow_phi = np.stack([logit_confidence(train_shadow(np.flatnonzero(m), i), y) for i, m in enumerate(masks)])
+    shadow_logits = [train_shadow(np.flatnonzero(m), i) for i, m in enumerate(masks)]
+    return lira_result(target_logits, y, is_member, shadow_logits, masks, delta)
+
+
+def lira_result(
+    target_logits: np.ndarray,
+    y: np.ndarray,
+    is_member: np.ndarray,
+    shadow_logits: list[np.ndarray],
+    masks: np.ndarray,
+    delta: float,
+) -> AttackResult:
+    """The attack from shadows trained elsewhere (all shadows of a sweep as tasks at once):
+    ``shadow_logits[i]`` from the shadow trained on the rows ``masks[i]`` marks."""
+    shadow_phi = np.stack([logit_confidence(logits, y) for logits in shadow_logits])
     scores = lira_scores(logit_confidence(target_logits, y), shadow_phi, masks)
-    return score_attack(scores[is_member], scores[~is_member], delta, method=f"{METHOD}, {n_shadows} shadows")
+    return score_attack(scores[is_member], scores[~is_member], delta, method=f"{METHOD}, {len(masks)} shadows")

@@ -14,7 +14,7 @@ from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.utils.batch_memory_manager import BatchMemoryManager
 
 from auditkit.privacy.allocator import keep_freed_memory
-from auditkit.privacy.selection import validation_score
+from auditkit.privacy.selection import subset, validation_score
 from auditkit.progress import ProgressReporter
 from auditkit.training import Trainable, TrainingData, fit, seed_everything
 
@@ -208,24 +208,44 @@ def logits_of(model: torch.nn.Module, data: TrainingData, device: torch.device, 
     return np.concatenate(out).astype(np.float64)
 
 
+@dataclass(frozen=True)
+class RunJob:
+    """What one task of a sweep trains: its settings (and seed), target epsilon (None: the
+    non-private reference), the epochs the reference keeps the best of, and for a LiRA shadow the
+    rows of ``RunTask.population`` it trains on (it is then scored on the whole population)."""
+
+    settings: RunSettings
+    target_epsilon: float | None
+    checkpoints: tuple[int, ...] = ()
+    shadow_rows: np.ndarray | None = None
+
+
 @dataclass
 class RunTask:
-    """``train_run`` at one target epsilon (None: the non-private reference) as a picklable task, so
-    an executor can run every run of a sweep at once, each on its own worker. The device is
-    resolved where the task runs (a worker given a GPU trains on it); progress stays in this
-    process."""
+    """``train_run`` as a picklable task, so an executor can run every run (and every shadow) of a
+    sweep at once, each on its own worker: the data travels once with the task, the jobs are small.
+    The device is resolved where the task runs (a worker given a GPU trains on it); progress stays
+    in this process."""
 
     trainable: Trainable
-    settings: RunSettings
     device: str = "auto"  # model.device: auto, cpu or cuda
+    validation: TrainingData | None = None  # runs choose their epochs and learning rate on it
+    population: TrainingData | None = None  # shadows train on rows of it
     progress: ProgressReporter | None = None
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "progress": None}
 
-    def __call__(self, target_epsilon: float | None) -> RunOutcome:
+    def __call__(self, job: RunJob) -> RunOutcome:
         from auditkit.adapters.base import resolve_device
         from auditkit.progress import SILENT
 
-        device = resolve_device(self.device)
-        return train_run(self.trainable, self.settings, target_epsilon, device, self.progress or SILENT)
+        device, progress = resolve_device(self.device), self.progress or SILENT
+        if job.shadow_rows is None:
+            return train_run(
+                self.trainable, job.settings, job.target_epsilon, device, progress, self.validation, job.checkpoints
+            )
+        if self.population is None:
+            raise ValueError("a shadow job needs the task's population")
+        shadow = Trainable(self.trainable.fresh, subset(self.population, job.shadow_rows), self.population, "shadow")
+        return train_run(shadow, job.settings, job.target_epsilon, device, progress)

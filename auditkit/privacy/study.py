@@ -3,7 +3,7 @@ validation carve-out, checked for degeneracy, compared with the reference and at
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -13,10 +13,10 @@ from scipy.special import softmax
 from auditkit.auditors.performance import headline_metrics
 from auditkit.auditors.performance_multiclass import multiclass_headline
 from auditkit.predictions import Predictions
-from auditkit.privacy.lira import lira_attack
+from auditkit.privacy.lira import lira_result, shadow_masks
 from auditkit.privacy.mia import AttackResult, loss_attack
 from auditkit.privacy.plan import RunSpec
-from auditkit.privacy.runs import RunOutcome, RunSettings, train_run
+from auditkit.privacy.runs import RunJob, RunOutcome, RunSettings, RunTask
 from auditkit.privacy.selection import (
     choose_threshold,
     constant_reason,
@@ -27,7 +27,7 @@ from auditkit.privacy.selection import (
 )
 from auditkit.stats.groups import GroupRules, group_metrics, group_metrics_by_class
 from auditkit.stats.paired import paired_changes
-from auditkit.training import Trainable
+from auditkit.training import TrainingData
 
 GROUP_RATES = ("accuracy", "tpr", "fpr")
 
@@ -75,6 +75,11 @@ class Study:
         self.y_fit, self.y_val, self.y_test = y_fit, y_val, y_test
         self.members, self.nonmembers = members, nonmembers
         self.checkpoints = tuple(settings.grid()[1])  # the reference tries every epochs value in one pass
+        # LiRA attacks the sampled members and non-members; shadows train on subsets of these rows.
+        self.attacked_rows = np.concatenate([members, len(y_fit) + nonmembers])
+        self.attacked_y = np.concatenate([y_fit, y_test])[self.attacked_rows]
+        self.attacked_member = np.arange(len(self.attacked_rows)) < len(members)
+        self.attacked = subset(population, self.attacked_rows)
 
     def settings(self, spec: RunSpec, lr: float, epochs: int, delta: float) -> RunSettings:
         s = self.s
@@ -90,30 +95,61 @@ class Study:
             self.context.seed,
         )
 
-    def train(self, spec: RunSpec, delta: float) -> tuple[RunOutcome, float]:
-        """Every (learning rate, epochs) of the grid; the best on the validation carve-out."""
-        device, progress = self.context.adapter.device, self.context.progress
-        best: tuple[float, RunOutcome, float] | None = None
-        for lr in spec.learning_rates:
-            for epochs in spec.epochs:
-                outcome = train_run(
-                    self.trainable,
-                    self.settings(spec, lr, epochs, delta),
-                    spec.epsilon,
-                    device,
-                    progress,
-                    self.validation,
-                    self.checkpoints if spec.epsilon is None else (),
-                )
-                score = validation_score(self.y_val, outcome.validation_logits)
-                if best is None or score > best[0]:
-                    best = (score, outcome, lr)
-        assert best is not None
-        return best[1], best[2]
+    def task(self, validation: TrainingData | None = None, population: TrainingData | None = None) -> RunTask:
+        """Runs train where the executor puts them; a worker given a GPU resolves it there."""
+        device = "auto" if self.context.adapter.device.type == "cuda" else "cpu"
+        return RunTask(self.trainable, device, validation, population, self.context.progress)
 
-    def run(self, spec: RunSpec, reference: RunDone | None, delta: float, rng: np.random.Generator) -> RunDone:
+    def map(self, task: RunTask, jobs: list[RunJob]) -> list[RunOutcome]:
+        """All jobs as one executor call: a cluster runs as many at once as it has room for."""
+        return self.context.executor.map(task, jobs, gpu=self.context.adapter.device.type == "cuda")
+
+    def run_all(self, specs: list[RunSpec], delta: float, rng: np.random.Generator) -> list[RunDone]:
+        """The runs of ``specs``, the first the non-private reference the others are compared with.
+
+        Every run of the (learning rate, epochs) grids trains at once, then each run is evaluated in
+        order (drawing from ``rng`` as one run after another did), then every LiRA shadow of every
+        run trains at once. Seeds are per job, so where a job runs does not change its result.
+        """
+        trained = self.train(specs, delta)
+        done: list[RunDone] = []
+        attacks: list[_Shadows] = []
+        for spec, (outcome, lr) in zip(specs, trained, strict=True):
+            run, masks = self.evaluate(spec, outcome, lr, done[0] if done else None, delta, rng)
+            done.append(run)
+            if masks is not None:
+                attacks.append(_Shadows(run, spec, outcome, self.settings(spec, lr, outcome.epochs, delta), masks))
+        self.attack(attacks, delta)
+        return done
+
+    def train(self, specs: list[RunSpec], delta: float) -> list[tuple[RunOutcome, float]]:
+        """Every (learning rate, epochs) of every spec's grid; per spec the best on the validation carve-out."""
+        jobs, owners = [], []
+        for k, spec in enumerate(specs):
+            checkpoints = self.checkpoints if spec.epsilon is None else ()
+            for lr in spec.learning_rates:
+                for epochs in spec.epochs:
+                    jobs.append(RunJob(self.settings(spec, lr, epochs, delta), spec.epsilon, checkpoints))
+                    owners.append((k, lr))
+        outcomes = self.map(self.task(validation=self.validation), jobs)
+        best: list[tuple[float, RunOutcome, float] | None] = [None] * len(specs)
+        for (k, lr), outcome in zip(owners, outcomes, strict=True):
+            score = validation_score(self.y_val, outcome.validation_logits)
+            if best[k] is None or score > best[k][0]:
+                best[k] = (score, outcome, lr)
+        return [(b[1], b[2]) for b in best if b is not None]
+
+    def evaluate(
+        self,
+        spec: RunSpec,
+        outcome: RunOutcome,
+        lr: float,
+        reference: RunDone | None,
+        delta: float,
+        rng: np.random.Generator,
+    ) -> tuple[RunDone, np.ndarray | None]:
+        """The run's result but LiRA, and the rows its LiRA shadows will train on (None: no LiRA)."""
         s, data = self.s, self.context.data
-        outcome, lr = self.train(spec, delta)
         threshold = None
         if outcome.test_logits.shape[1] == 2 and s.threshold == "validation":
             threshold = choose_threshold(self.y_val, softmax(outcome.validation_logits, axis=1)[:, 1])
@@ -141,7 +177,7 @@ class Study:
         if reference is not None and not multiclass:  # the paired changes are binary rates
             why = _why_inconclusive(degenerate, reference.result.degenerate)
             cost = _fairness_cost(sensitive, test_p, reference.predictions, slices, rules, rng, why)
-        mia = lira = None
+        mia, masks = None, None
         # A constant model has no decision to attack; one at chance level can still memorise (random labels).
         constant = constant_reason(test_p.y_pred)
         attack_reason = f"the run is degenerate: {constant}" if constant else None
@@ -149,15 +185,10 @@ class Study:
             train_loss = -log_probability_of_label(outcome.train_logits, self.y_fit)
             test_loss = -log_probability_of_label(outcome.test_logits, self.y_test)
             mia = loss_attack(train_loss[self.members], test_loss[self.nonmembers], delta)
-            if s.lira_shadows:
-                lira = self.lira(spec, outcome, lr, delta, rng)
+            if s.lira_shadows:  # drawn here, in the order one run after another drew them
+                masks = shadow_masks(len(self.attacked_y), len(self.y_fit), s.lira_shadows, rng)
         flags = [f"degenerate: {degenerate}; no conclusion is drawn from this run"] if degenerate else []
-        for attack in (mia, lira):
-            if attack and outcome.epsilon is not None and attack.epsilon_lower_bound > outcome.epsilon:
-                flags.append(
-                    f"the {attack.method} attack's epsilon lower bound {attack.epsilon_lower_bound:.3g} exceeds "
-                    f"the accounted epsilon {outcome.epsilon:.3g}: a bug in accounting or in the audit"
-                )
+        flags += _bound_flags(outcome, mia)
         private = spec.epsilon is not None
         result = PrivacyRun(
             tag=spec.tag if private else None,
@@ -183,29 +214,47 @@ class Study:
             fairness_cost=cost,
             degenerate=degenerate,
             mia=mia,
-            lira=lira,
             attack_reason=attack_reason,
             flags=flags,
         )
-        return RunDone(result, test_p)
+        return RunDone(result, test_p), masks
 
-    def lira(self, spec: RunSpec, outcome: RunOutcome, lr: float, delta: float, rng: np.random.Generator):
-        """Shadows trained as this run was (same settings, epsilon, chosen lr and epochs) on population subsets."""
-        n_fit = len(self.y_fit)
-        rows = np.concatenate([self.members, n_fit + self.nonmembers])
-        y = np.concatenate([self.y_fit, self.y_test])[rows]
-        target = np.concatenate([outcome.train_logits, outcome.test_logits])[rows]
-        is_member = np.arange(len(rows)) < len(self.members)
-        run_settings = self.settings(spec, lr, outcome.epochs, delta)
-        device, progress = self.context.adapter.device, self.context.progress
-        attacked = subset(self.population, rows)
+    def attack(self, attacks: list[_Shadows], delta: float) -> None:
+        """LiRA on every run in ``attacks``: all their shadows trained as one executor call."""
+        jobs = [
+            RunJob(replace(a.settings, seed=a.settings.seed + 1 + i), a.spec.epsilon, shadow_rows=np.flatnonzero(m))
+            for a in attacks
+            for i, m in enumerate(a.masks)  # each shadow its own noise and batches
+        ]
+        if not jobs:
+            return
+        logits = iter([o.test_logits for o in self.map(self.task(population=self.attacked), jobs)])
+        for a in attacks:
+            target = np.concatenate([a.outcome.train_logits, a.outcome.test_logits])[self.attacked_rows]
+            shadows = [next(logits) for _ in a.masks]
+            lira = lira_result(target, self.attacked_y, self.attacked_member, shadows, a.masks, delta)
+            a.run.result.lira = lira
+            a.run.result.flags += _bound_flags(a.outcome, lira)
 
-        def train_shadow(chosen: np.ndarray, index: int) -> np.ndarray:
-            shadow = Trainable(self.trainable.fresh, subset(attacked, chosen), attacked, "shadow")
-            own = replace(run_settings, seed=run_settings.seed + 1 + index)  # its own noise and batches
-            return train_run(shadow, own, spec.epsilon, device, progress).test_logits
 
-        return lira_attack(target, y, is_member, n_fit, train_shadow, self.s.lira_shadows, delta, rng)
+@dataclass
+class _Shadows:
+    """A run LiRA attacks: how its shadows train (its settings; rows per shadow) and what they score."""
+
+    run: RunDone
+    spec: RunSpec
+    outcome: RunOutcome
+    settings: RunSettings
+    masks: np.ndarray
+
+
+def _bound_flags(outcome: RunOutcome, attack: AttackResult | None) -> list[str]:
+    if attack and outcome.epsilon is not None and attack.epsilon_lower_bound > outcome.epsilon:
+        return [
+            f"the {attack.method} attack's epsilon lower bound {attack.epsilon_lower_bound:.3g} exceeds "
+            f"the accounted epsilon {outcome.epsilon:.3g}: a bug in accounting or in the audit"
+        ]
+    return []
 
 
 def _why_inconclusive(run: str | None, reference: str | None) -> str | None:
