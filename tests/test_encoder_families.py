@@ -199,6 +199,7 @@ def test_all_four_auditors_through_the_cli(family_dir):
             "n_boot": 50,
             "min_group_size": 5,
             "train_top_layers": 1,
+            "lira_shadows": 2,  # LiRA itself is tested in test_privacy_runs; here: every family trains shadows
             "base": str(family_dir / "model"),
         },
     }

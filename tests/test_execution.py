@@ -231,27 +231,6 @@ def _without_timings(summary: dict) -> dict:
     return summary
 
 
-@pytest.mark.slow
-def test_credit_audit_on_ray_local_equals_in_process(tmp_path):
-    """The shipped credit audit (MiniLM, all four auditors; shortened as in test_real_credit)
-    through the CLI, in process and with --ray local: the same summary.json but for timings."""
-    from tests.conftest import run_cli
-    from tests.test_real_credit import shipped_config
-
-    smaller = {"explain": {"n_examples": 8}, "privacy": {"epsilons": [8.0], "epochs": 3}, "fairness": {"n_boot": 200}}
-    config = shipped_config(tmp_path, "credit_risk.yaml", smaller, epochs=2, train_top_layers=2, learning_rate=3e-4)
-    summaries = {}
-    for name, extra in (("local", ()), ("ray", ("--ray", "local"))):
-        proc = run_cli("run", config, "--out", str(tmp_path / name), "--quiet", *extra)
-        assert proc.returncode in (0, 1), proc.stderr
-        summaries[name] = _without_timings(_summary(tmp_path / name / "summary.json"))
-    assert_same(summaries["ray"], summaries["local"])
-    records = [
-        [json.loads(line) for line in (tmp_path / name / "attributions.jsonl").open()] for name in ("ray", "local")
-    ]
-    assert_same(records[0], records[1])
-
-
 class _FakeAdapter:
     @classmethod
     def load(cls, model_config, data_config):
