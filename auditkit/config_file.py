@@ -40,12 +40,34 @@ def load_config(path: str | Path) -> AuditConfigBase:
     base = path.resolve().parent
     data = config.data.model_copy(update={"path": (base / config.data.path).resolve()})
     model_cfg = config.model.model_copy(update={"path": (base / config.model.path).resolve()})
+    build = getattr(model_cfg, "build", None)
+    if isinstance(getattr(build, "base", None), str):  # a base model folder, like every path, is the config's
+        model_cfg = model_cfg.model_copy(update={"build": build.model_copy(update={"base": _beside(base, build.base)})})
+    auditors = config.auditors
+    privacy = getattr(auditors, "privacy", None)
+    if isinstance(getattr(privacy, "base", None), str):
+        auditors = auditors.model_copy(
+            update={"privacy": privacy.model_copy(update={"base": _beside(base, privacy.base)})}
+        )
     order = list((raw.get("auditors") or {}).keys())
     config = config.model_copy(
-        update={"data": data, "model": model_cfg, "config_path": path.resolve(), "auditor_order": order}
+        update={
+            "data": data,
+            "model": model_cfg,
+            "auditors": auditors,
+            "config_path": path.resolve(),
+            "auditor_order": order,
+        }
     )
     _check_cross_references(config, path, lines)
     return config
+
+
+def _beside(folder: Path, spec: str) -> str:
+    """A model folder given relative to the config file, as an absolute path; ``package:`` specs as they are."""
+    if spec.startswith("package:") or Path(spec).is_absolute():
+        return spec
+    return str((folder / spec).resolve())
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:

