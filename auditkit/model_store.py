@@ -38,14 +38,21 @@ def build_key(config: AuditConfigBase, data: AuditData) -> str:
         data_settings.pop("task", None)
     if data_settings.get("classes") is None:
         data_settings.pop("classes", None)
+    if not data_settings.get("streaming"):
+        data_settings.pop("streaming", None)
     for spec in data_settings.get("derived", {}).values():
         if not spec.get("replace"):
             spec.pop("replace", None)
     runtime_only = getattr(type(config.model), "not_in_build_key", ())
+    model_settings = config.model.model_dump(mode="json", exclude={"path", "device", "batch_size", *runtime_only})
+    build = model_settings.get("build") or {}
+    if isinstance(build.get("base"), str) and Path(build["base"]).is_absolute() and config.config_path is not None:
+        # the loader made a relative base folder absolute: key it as written, so a moved checkout keeps its model
+        build["base"] = os.path.relpath(build["base"], Path(config.config_path).parent)
     payload = {
         "format": BUILD_FORMAT,
         "adapter": config.model.adapter,
-        "model": config.model.model_dump(mode="json", exclude={"path", "device", "batch_size", *runtime_only}),
+        "model": model_settings,
         "data": data_settings,
         "data_sha256": data.sha256,
         "seed": config.seed,
