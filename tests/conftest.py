@@ -164,3 +164,17 @@ def trained_tiny_bert(tmp_path_factory, credit_frame, tiny_bert) -> Path:
     (folder / "model").mkdir()
     HfTextAdapter.build(loaded.model, load_data(loaded.data, 0), folder / "model", 0, SILENT)
     return folder / "model"
+
+
+@pytest.fixture(scope="module")
+def ray_executor(request):
+    """A one-node Ray (2 CPUs) for the tests of one module, which Ray's workers get by value."""
+    pytest.importorskip("ray")
+    from ray import cloudpickle
+
+    from auditkit.execution import ExecutionSettings, open_executor
+
+    cloudpickle.register_pickle_by_value(request.module)  # Ray's workers do not see tests/
+    executor = open_executor(ExecutionSettings(engine="ray", address="local", num_cpus=2))
+    yield executor
+    executor.close()

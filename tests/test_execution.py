@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from auditkit.errors import AuditError
-from auditkit.execution import ExecutionSettings, InProcessExecutor, open_executor
+from auditkit.execution import InProcessExecutor
 from auditkit.execution.base import shards
 from auditkit.progress import SILENT
 from tests.conftest import base_config, write_config
@@ -103,17 +103,6 @@ def _scaled(state: np.ndarray, shard: list[int]) -> list[float]:
 
 def _state() -> np.ndarray:
     return np.arange(4.0)
-
-
-@pytest.fixture(scope="module")
-def ray_executor():
-    pytest.importorskip("ray")
-    from ray import cloudpickle
-
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray's workers do not see tests/
-    executor = open_executor(ExecutionSettings(engine="ray", address="local", num_cpus=2))
-    yield executor
-    executor.close()
 
 
 def test_ray_executor_gives_the_in_process_results(ray_executor, tmp_path):

@@ -4,14 +4,13 @@ and on Ray the same numbers as in process."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 
 import numpy as np
 import pytest
 
 import auditkit.runner as runner
-from auditkit.execution import ExecutionSettings, InProcessExecutor, open_executor
+from auditkit.execution import InProcessExecutor
 from auditkit.privacy.runs import RunTask
 from tests.test_privacy import tabular_privacy_config
 
@@ -65,17 +64,6 @@ def test_every_run_trains_in_one_map_call_and_every_shadow_in_another(tmp_path, 
         alone = copy(cloudpickle.loads(cloudpickle.dumps(job)))
         np.testing.assert_array_equal(alone.test_logits, outcome.test_logits)
         assert alone.epsilon == outcome.epsilon
-
-
-@pytest.fixture(scope="module")
-def ray_executor():
-    pytest.importorskip("ray")
-    from ray import cloudpickle
-
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray's workers do not see tests/
-    executor = open_executor(ExecutionSettings(engine="ray", address="local", num_cpus=2))
-    yield executor
-    executor.close()
 
 
 def _meet(folder) -> tuple[dict, bool]:
