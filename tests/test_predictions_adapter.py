@@ -149,3 +149,13 @@ def test_bad_prediction_files_are_one_line_errors(table):
     del config["model"]["score_column"]
     code, line = validate(folder, config)
     assert code == 2 and "score_column" in line
+
+
+def test_a_multiclass_task_is_refused_in_one_line(table):
+    folder, frame = table
+    config = predictions_config(write_table(folder, frame.assign(y_true=frame["y_true"] + frame["decision"]), "p.csv"))
+    config["data"].pop("positive_label"), config["data"].pop("negative_label")
+    config["data"].update(task="multiclass", classes=["0", "1", "2"])
+    config["gates"] = []
+    code, line = validate(folder, config)
+    assert code == 2 and line.startswith("error: data.task") and "binary" in line and len(line.splitlines()) == 1

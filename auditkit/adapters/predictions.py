@@ -74,6 +74,11 @@ class PredictionsAdapter(ModelAdapter, CountScorer):
 
     @classmethod
     def check_data(cls, config: PredictionsConfig, data_config: DataConfig) -> None:  # type: ignore[override]
+        if data_config.task != "binary":  # one score column holds one class's probability
+            raise AuditError(
+                f"data.task: the predictions adapter reads binary predictions (one score column); task "
+                f"{data_config.task} needs a model adapter (sklearn, onnx, hf-text, torch-tabular)"
+            )
         if data_config.text is not None:  # edited texts would be "scored" with the file's unchanged scores
             raise AuditError(
                 "data.text: the predictions adapter reads no text (a file cannot score edited texts); "
