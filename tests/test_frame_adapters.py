@@ -247,3 +247,23 @@ def test_onnx_single_tensor_input(tmp_path, credit_frame):
     expected = model.predict_proba(credit_frame[columns].to_numpy(np.float32))
     np.testing.assert_allclose(adapter.predict_frame(credit_frame), expected, atol=1e-6)
     assert math.isclose(float(adapter.output_index(np.array([1]))[0]), 1)
+
+
+def test_onnx_of_an_xgboost_model(tmp_path, credit_frame):
+    """An XGBoost classifier exported with onnxmltools scores through the onnx adapter as XGBoost does."""
+    xgboost = pytest.importorskip("xgboost")
+    from onnxmltools import convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    columns = ["age", "amount"]
+    x = credit_frame[columns].to_numpy(np.float32)
+    model = xgboost.XGBClassifier(n_estimators=30, max_depth=3, random_state=0)
+    model.fit(x, (credit_frame["risk"] == "good").astype(int))
+    graph = convert_xgboost(model, initial_types=[("x", FloatTensorType([None, 2]))])
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model.onnx").write_bytes(graph.SerializeToString())
+    credit_frame.to_csv(tmp_path / "d.csv", index=False)
+    data_config = DataConfig.model_validate({**base_config(str(tmp_path / "d.csv"), "m")["data"], "text": None})
+    adapter = OnnxAdapter.load(OnnxConfig(adapter="onnx", path=tmp_path / "m", features=columns), data_config)
+    np.testing.assert_allclose(adapter.predict_frame(credit_frame), model.predict_proba(x), atol=1e-6)
+    assert not np.allclose(model.predict_proba(x)[:, 1], model.predict_proba(x)[0, 1])  # not a constant model
