@@ -76,15 +76,21 @@ def check_replaceable(out_dir: Path) -> None:
         )
 
 
+#: What every audit wrote before output folders had a marker (and before token tasks added entities.jsonl).
+BEFORE_THE_MARKER = frozenset(
+    {"report.html", "summary.json", "junit.xml", "summary.md", "predictions.csv", "attributions.jsonl"}
+)
+
+
 def written_files(folder: Path) -> set[str] | None:
     """Names auditkit wrote in ``folder`` (marker included), or None when it is not an output folder.
 
-    A folder from before the marker counts when it holds exactly the full set of output files.
+    A folder from before the marker counts when it holds exactly the files every audit wrote then.
     """
     marker = folder / MARKER
     if not marker.exists():
         names = {e.name for e in folder.iterdir()}
-        return names if names == set(writers()) else None
+        return names if names == BEFORE_THE_MARKER else None
     try:
         record = json.loads(marker.read_text(encoding="utf-8"))
         files = record["files"]
