@@ -12,10 +12,11 @@ import torch
 from seqeval.metrics.sequence_labeling import get_entities
 from transformers import AutoModel, AutoTokenizer
 
-import auditkit.ner.privacy_audit as privacy_audit
+import auditkit.ner.privacy as ner_privacy
 from auditkit.auditors.base import AuditContext
 from auditkit.auditors.privacy import PrivacyAuditor
 from auditkit.config_file import load_config
+from auditkit.execution import InProcessExecutor
 from auditkit.gates import evaluate_gates
 from auditkit.ner.privacy import word_features
 from auditkit.ner.privacy_fairness import degenerate_reason, why_inconclusive
@@ -69,7 +70,7 @@ def audited(tmp_path_factory):
     config = load_config(write_config(folder, config))
     prepared = prepare(config, SILENT)
     heads = {}
-    original = privacy_audit.train_head
+    original = ner_privacy.train_head
 
     def recording(*args, **kwargs):
         outcome = original(*args, **kwargs)
@@ -81,10 +82,27 @@ def audited(tmp_path_factory):
         return outcome
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(privacy_audit, "train_head", recording)
-        context = AuditContext(config, prepared.data, prepared.adapter, SILENT)
+        patch.setattr(ner_privacy, "train_head", recording)
+        executor = RecordingExecutor()
+        context = AuditContext(config, prepared.data, prepared.adapter, SILENT, executor)
         result = PrivacyAuditor(config.auditors.privacy).run(context)
-    return folder, config, result, heads
+    return folder, config, result, heads, executor.calls
+
+
+class RecordingExecutor(InProcessExecutor):
+    """In process, noting what each map call was given."""
+
+    def __init__(self) -> None:
+        self.calls: list[list] = []
+
+    def map(self, fn, items, *, gpu=False):
+        self.calls.append(list(items))
+        return super().map(fn, items, gpu=gpu)
+
+
+def test_every_token_run_and_the_reference_train_in_one_executor_call(audited):
+    *_, calls = audited
+    assert calls == [[3.0, FORCED, None]]  # a cluster trains them all at once
 
 
 def _probe_by_hand(folder, head) -> dict[str, float]:
@@ -109,7 +127,7 @@ def _probe_by_hand(folder, head) -> dict[str, float]:
 
 
 def test_each_runs_probe_recall_equals_a_recount_from_its_head(audited):
-    folder, _, result, heads = audited
+    folder, _, result, heads, _ = audited
     runs = {run["target_epsilon"]: run for run in [*result.runs, result.non_private]}
     expected = {eps: _probe_by_hand(folder, heads[eps]) for eps in (3.0, None)}
     assert min(expected[None].values()) > 0.3  # the reference learned to tag the names: the comparison means something
@@ -132,7 +150,7 @@ def test_each_runs_probe_recall_equals_a_recount_from_its_head(audited):
 
 
 def test_a_run_that_tags_every_word_o_is_degenerate_and_its_gates_inconclusive(audited):
-    _, config, result, _ = audited
+    _, config, result, _, _ = audited
     forced = next(run for run in result.runs if run["target_epsilon"] == FORCED)
     assert result.non_private["degenerate"] is None
     assert forced["degenerate"] == "the run predicts no entity in any test sentence"
@@ -208,7 +226,7 @@ def test_the_html_section_shows_each_runs_group_recall_with_intervals_and_the_ga
     from auditkit.report.format import interval
     from auditkit.report.sections import build_section
 
-    _, config, result, _ = audited
+    _, config, result, _, _ = audited
     gates = evaluate_gates(list(config.gates), {"privacy": result})
     section = build_section("privacy", result, gates)
     recall = next(t for t in section.tables if t.caption.startswith("Name probe per run"))
@@ -233,7 +251,7 @@ def test_token_runs_refuse_grids_and_sweeps(audited, extra):
     from auditkit.auditors.privacy import PrivacySettings
     from auditkit.errors import AuditError
 
-    _, config, _, _ = audited
+    _, config, *_ = audited
     settings = PrivacySettings(**{**config.auditors.privacy.model_dump(), **extra})
     with pytest.raises(AuditError, match="no sweep"):
         PrivacyAuditor.check_adapter(settings, config, registry.adapters()["hf-token"])

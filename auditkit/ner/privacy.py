@@ -186,6 +186,37 @@ def train_head(
     )
 
 
+@dataclass
+class HeadTask:
+    """``train_head`` at one target epsilon (None: the reference) as a task an executor can ship:
+    every run of a token audit trains at once on a cluster. The device is resolved where the task
+    runs; progress stays in this process."""
+
+    data: TrainingData
+    hidden: int
+    n_labels: int
+    settings: dict[str, Any]  # train_head's keyword settings but target_epsilon, device and progress
+    device: str = "cpu"  # "auto" when the audited model is on a GPU
+    progress: ProgressReporter | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "progress": None}
+
+    def __call__(self, target_epsilon: float | None) -> HeadRun:
+        from auditkit.adapters.base import resolve_device
+        from auditkit.progress import SILENT
+
+        return train_head(
+            self.data,
+            self.hidden,
+            self.n_labels,
+            target_epsilon=target_epsilon,
+            device=resolve_device(self.device),
+            progress=self.progress or SILENT,
+            **self.settings,
+        )
+
+
 def head_outputs(
     head: torch.nn.Module,
     features: list[np.ndarray],

@@ -13,7 +13,7 @@ import numpy as np
 from auditkit.errors import AuditError
 from auditkit.ner.fairness import block_value
 from auditkit.ner.metrics import count_entities, entity_report
-from auditkit.ner.privacy import head_outputs, train_head, word_data, word_features, word_labels
+from auditkit.ner.privacy import HeadTask, head_outputs, word_data, word_features, word_labels
 from auditkit.ner.privacy_fairness import DISPARITY_KEYS, ProbeRuns, degenerate_reason, why_inconclusive
 from auditkit.ner.wordpieces import label_set
 from auditkit.privacy.mia import balanced, loss_attack
@@ -102,22 +102,29 @@ def token_privacy(context: Any, settings: Any) -> TokenPrivacyResult:
     )
     hits: dict[float | None, dict[str, np.ndarray]] = {}
 
+    on_gpu = adapter.device.type == "cuda"
+    task = HeadTask(
+        train,
+        hidden,
+        len(labels),
+        {
+            "delta": delta,
+            "epochs": settings.epochs,
+            "learning_rate": settings.learning_rate,
+            "batch_size": settings.batch_size,
+            "max_grad_norm": settings.max_grad_norm,
+            "accountant": settings.accountant,
+            "seed": seed,
+        },
+        "auto" if on_gpu else "cpu",
+        context.progress,
+    )
+    targets = [*settings.epsilons, None]  # every run and the reference at once (Ray tasks on a cluster)
+    trained = dict(zip(targets, context.executor.map(task, targets, gpu=on_gpu), strict=True))
+
     def run(target: float | None) -> dict[str, Any]:
-        outcome = train_head(
-            train,
-            hidden,
-            len(labels),
-            target_epsilon=target,
-            delta=delta,
-            epochs=settings.epochs,
-            learning_rate=settings.learning_rate,
-            batch_size=settings.batch_size,
-            max_grad_norm=settings.max_grad_norm,
-            accountant=settings.accountant,
-            seed=seed,
-            device=adapter.device,
-            progress=context.progress,
-        )
+        outcome = trained[target]
+        outcome.head.to(adapter.device)  # trained where the executor put it
         test_tags, test_loss = head_outputs(outcome.head, features["test"], y["test"], id2label, adapter.device)
         _, train_loss = head_outputs(outcome.head, features["train"], y["train"], id2label, adapter.device)
         report = entity_report(count_entities(data.test.tags, test_tags), settings.n_boot, 0.95, seed)
