@@ -145,7 +145,7 @@ def run() -> dict:
     default_allocator = step_times(trainable, 64)
     tuned = keep_freed_memory()  # what a privacy run does first
     steps = step_times(trainable, 64)
-    top = config.auditors.privacy.train_top_layers
+    top = config.auditors.privacy.train_top_layers or 1  # the demo's probe has no layer to cache below
     lora = lora_step_times(config, prepared, base)
     cached = sweep_seconds(config, prepared, base, True, top, 2)
     uncached = sweep_seconds(config, prepared, base, False, top, 2)
