@@ -31,7 +31,7 @@ ROUNDS = int(os.environ.get("AUDITKIT_BENCH_ROUNDS", "3"))
 
 def plain_loop_seconds(ig: TextIG, rows: list[list[int]], passes_per_row: list[int], token_budget: int) -> float:
     """Forward+backward through the same model for the same number of (row, step) passes, no IG."""
-    model = ig.model
+    model = getattr(ig.model, "model", ig.model)  # the transformers model inside the adapter's wrapper
     batches = []
     for row, count in zip(rows, passes_per_row, strict=True):
         batches += [row] * count
@@ -50,7 +50,7 @@ def plain_loop_seconds(ig: TextIG, rows: list[list[int]], passes_per_row: list[i
 def per_example_loop(ig: TextIG, rows: list[list[int]], targets: list[int]) -> tuple[float, np.ndarray]:
     """transformers-interpret's LIGAttributions (ferret does the same): one text per call, 50 fixed
     Gauss-Legendre steps, Captum's own convergence delta, the model's weights as loaded."""
-    lig = LayerIntegratedGradients(ig._forward, ig.model.get_input_embeddings())
+    lig = LayerIntegratedGradients(ig._forward, getattr(ig.model, "model", ig.model).get_input_embeddings())
     deltas = []
     started = time.perf_counter()
     for row, target in zip(rows, targets, strict=True):
