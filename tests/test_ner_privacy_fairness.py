@@ -19,8 +19,9 @@ from auditkit.config_file import load_config
 from auditkit.execution import InProcessExecutor
 from auditkit.gates import evaluate_gates
 from auditkit.ner.privacy import word_features
-from auditkit.ner.privacy_fairness import degenerate_reason, why_inconclusive
+from auditkit.ner.privacy_fairness import degenerate_reason
 from auditkit.ner.probe import ProbeSet, Template, probe_report, recall_changes
+from auditkit.privacy.selection import why_inconclusive
 from auditkit.progress import SILENT
 from auditkit.runner import prepare
 from tests.conftest import write_config

@@ -14,9 +14,10 @@ from auditkit.errors import AuditError
 from auditkit.ner.fairness import block_value
 from auditkit.ner.metrics import count_entities, entity_report
 from auditkit.ner.privacy import HeadTask, head_outputs, word_data, word_features, word_labels
-from auditkit.ner.privacy_fairness import DISPARITY_KEYS, ProbeRuns, degenerate_reason, why_inconclusive
+from auditkit.ner.privacy_fairness import DISPARITY_KEYS, ProbeRuns, degenerate_reason
 from auditkit.ner.wordpieces import label_set
 from auditkit.privacy.mia import balanced, loss_attack
+from auditkit.privacy.selection import why_inconclusive
 from auditkit.results import AuditorResult, MetricValue
 
 

@@ -37,12 +37,6 @@ def degenerate_reason(pred_tags: Sequence[Sequence[str]], report: dict[str, Any]
     return None
 
 
-def why_inconclusive(run: str | None, reference: str | None) -> str | None:
-    if reference:
-        return f"the non-private reference run is degenerate: {reference}"
-    return f"this run is degenerate: {run}" if run else None
-
-
 class ProbeRuns:
     """The audit's name probes with the base encoder's word features of their sentences, computed once."""
 

@@ -62,6 +62,13 @@ def constant_reason(y_pred: np.ndarray) -> str | None:
     return None
 
 
+def why_inconclusive(run: str | None, reference: str | None) -> str | None:
+    """Why a run's comparisons support no conclusion: its own degeneracy, or its reference's."""
+    if reference:
+        return f"the non-private reference run is degenerate: {reference}"
+    return f"this run is degenerate: {run}" if run else None
+
+
 def degenerate_reason(
     y: np.ndarray, y_pred: np.ndarray, n_boot: int, rng: np.random.Generator, confidence: float = 0.95
 ) -> str | None:

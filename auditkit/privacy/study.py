@@ -24,6 +24,7 @@ from auditkit.privacy.selection import (
     log_probability_of_label,
     subset,
     validation_score,
+    why_inconclusive,
 )
 from auditkit.stats.groups import GroupRules, group_metrics, group_metrics_by_class
 from auditkit.stats.paired import paired_changes
@@ -175,7 +176,7 @@ class Study:
             }
         cost = {}
         if reference is not None and not multiclass:  # the paired changes are binary rates
-            why = _why_inconclusive(degenerate, reference.result.degenerate)
+            why = why_inconclusive(degenerate, reference.result.degenerate)
             cost = _fairness_cost(sensitive, test_p, reference.predictions, slices, rules, rng, why)
         mia, masks = None, None
         # A constant model has no decision to attack; one at chance level can still memorise (random labels).
@@ -255,12 +256,6 @@ def _bound_flags(outcome: RunOutcome, attack: AttackResult | None) -> list[str]:
             f"the accounted epsilon {outcome.epsilon:.3g}: a bug in accounting or in the audit"
         ]
     return []
-
-
-def _why_inconclusive(run: str | None, reference: str | None) -> str | None:
-    if reference:
-        return f"the non-private reference run is degenerate: {reference}"
-    return f"this run is degenerate: {run}" if run else None
 
 
 def _fairness_cost(sensitive, test_p, reference, slices, rules, rng, why: str | None) -> dict[str, dict[str, Any]]:
