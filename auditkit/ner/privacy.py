@@ -21,6 +21,7 @@ from opacus import PrivacyEngine
 from torch.utils.data import Dataset
 
 from auditkit.ner.wordpieces import IGNORE, as_iob2, encode_words
+from auditkit.privacy.runs import accounted_epsilons, noise_for
 from auditkit.progress import ProgressReporter
 from auditkit.tokens import pad
 from auditkit.training import TrainingData, fit, seed_everything
@@ -151,13 +152,12 @@ def train_head(
     with warnings.catch_warnings():  # Opacus warns about secure RNG; reproducibility matters more here
         warnings.simplefilter("ignore")
         engine = PrivacyEngine(accountant=accountant)
-        model, optimizer, private_loader = engine.make_private_with_epsilon(
+        # As make_private_with_epsilon does it (sample rate 1 / batches), with the search cached.
+        model, optimizer, private_loader = engine.make_private(
             module=head,
             optimizer=optimizer,
             data_loader=loader,
-            target_epsilon=target_epsilon,
-            target_delta=delta,
-            epochs=epochs,
+            noise_multiplier=noise_for(target_epsilon, delta, 1 / len(loader), epochs, accountant),
             max_grad_norm=max_grad_norm,
             poisson_sampling=True,
         )
@@ -174,9 +174,13 @@ def train_head(
             loss_fn=sentence_loss,
         )
     history = [tuple(entry) for entry in engine.accountant.history]
+    if len(history) == 1:  # one (noise, sample rate, steps) entry: the cached accounting of that entry
+        epsilon = accounted_epsilons(*history[0], delta)[accountant]
+    else:
+        epsilon = float(engine.get_epsilon(delta))
     return HeadRun(
         target_epsilon,
-        float(engine.get_epsilon(delta)),
+        epsilon,
         float(optimizer.noise_multiplier),
         float(private_loader.sample_rate),
         int(sum(entry[2] for entry in history)),
