@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -203,3 +204,18 @@ def test_real_process_prints_one_line_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: ")
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        ({"hidden_sizes": [64, 0]}, "model.build.hidden_sizes[1]"),  # a layer of no units: a constant model
+        ({"features": []}, "model.build.features"),  # not "every column", as an absent key would be
+    ],
+)
+def test_tabular_build_lists_refuse_empty_and_zero(workspace, edit, key):
+    config = config_of(workspace)
+    del config["data"]["text"]
+    config["model"] = {"adapter": "torch-tabular", "path": "models/mlp", "build": {"epochs": 1, **edit}}
+    write_config(workspace, config)
+    assert_user_error(invoke("validate", str(workspace / "audit.yaml")), key)

@@ -111,6 +111,9 @@ def test_text_swap_keeps_case_and_whole_words():
     ("settings", "message"),
     [
         ({"intersections": [["sex", "income"]]}, "income"),
+        ({"intersections": [["sex", "sex"]]}, "'sex' is named twice"),
+        ({"features": ["sex", "sex"]}, "auditors.fairness.features: 'sex' is named twice"),
+        ({"n_boot": 10**9}, "auditors.fairness.n_boot"),
         ({"features": ["gender"]}, "gender"),
         ({"counterfactual": {"g": {"replace": [["(unclosed", "x"]]}}}, "does not compile"),
         ({"counterfactual": {"g": {"pairs": [["he", "she"], ["she", "they"]]}}}, "only one pair"),

@@ -39,7 +39,9 @@ class OnnxBuild(PipelineBuild):
 class OnnxConfig(ModelConfigBase):
     adapter: Literal["onnx"]
     features: list[str] | None = Field(
-        None, description="Single-tensor models: the data columns of the tensor, in order (numeric columns)."
+        None,
+        min_length=1,
+        description="Single-tensor models: the data columns of the tensor, in order (numeric columns).",
     )
     output: str | None = Field(None, description="Name of the probability output; default 'probabilities'.")
     classes: list[str] | None = Field(

@@ -44,6 +44,7 @@ class PipelineBuild(StrictModel):
 
     features: list[str] | None = Field(
         None,
+        min_length=1,
         description="Input columns; default every column but the label, id, derived, text and sensitive columns "
         "(sensitive features are model inputs only when listed here).",
     )
@@ -57,7 +58,9 @@ class PipelineBuild(StrictModel):
 class SklearnConfig(ModelConfigBase):
     adapter: Literal["sklearn"]
     features: list[str] | None = Field(
-        None, description="Columns the pipeline reads, in order; default the fitted pipeline's feature_names_in_."
+        None,
+        min_length=1,
+        description="Columns the pipeline reads, in order; default the fitted pipeline's feature_names_in_.",
     )
     trusted_types: list[str] = Field(
         default_factory=list, description="Extra types skops may load (full dotted names); review each one."

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -35,9 +35,11 @@ class TabularBuild(StrictModel):
     """Train an MLP on the training split."""
 
     features: list[str] | None = Field(
-        None, description="Input columns; defaults to every column but the label, the id and derived columns."
+        None,
+        min_length=1,
+        description="Input columns; defaults to every column but the label, the id and derived columns.",
     )
-    hidden_sizes: list[int] = Field(default_factory=lambda: [64, 32])
+    hidden_sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [64, 32])
     dropout: float = Field(0.1, ge=0, lt=1)
     epochs: int = Field(60, ge=1)
     learning_rate: float = Field(1e-3, gt=0)

@@ -49,7 +49,7 @@ class ExplainSettings(StrictModel):
     top_k: int = Field(15, ge=1)
     min_count: int = Field(3, ge=1, description="Fewest occurrences for a word to enter the top lists.")
     faithfulness_percents: list[float] = Field(default_factory=lambda: [1, 5, 10, 20, 50])
-    n_boot: int = Field(1000, ge=50)
+    n_boot: int = Field(1000, ge=50, le=100_000)
 
     @field_validator("start_steps", "max_steps")
     @classmethod

@@ -37,7 +37,7 @@ class FairnessSettings(StrictModel):
     intersections: list[list[str]] = Field(default_factory=list, description="e.g. [[sex, age_group]]")
     method: Literal["between_groups", "to_overall"] = "between_groups"
     confidence: float = Field(0.95, gt=0.5, lt=1)
-    n_boot: int = Field(1000, ge=50, description="Bootstrap replicates for every interval.")
+    n_boot: int = Field(1000, ge=50, le=100_000, description="Bootstrap replicates for every interval.")
     min_group_size: int = Field(30, ge=1, description="Smaller groups are reported but left out of disparities.")
     min_class_size: int = Field(
         10, ge=1, description="Fewest positives (TPR, FNR), negatives (FPR) or predicted positives (precision)."
@@ -230,6 +230,9 @@ class FairnessAuditor(Auditor[FairnessSettings]):
             for feature in features:
                 if feature not in known:
                     raise AuditError(f"auditors.fairness.{key}: '{feature}' is not in data.sensitive_features")
+            if len(set(features)) < len(features):
+                twice = next(f for f in features if features.count(f) > 1)
+                raise AuditError(f"auditors.fairness.{key}: '{twice}' is named twice")
         if settings.counterfactual and config.data.text is None and not token_task:
             raise AuditError("auditors.fairness.counterfactual: swaps edit text; the data section defines no text")
 

@@ -19,17 +19,22 @@ from auditkit.predictions import Predictions
 from auditkit.results import AuditorResult, MetricValue
 from auditkit.stats.cells import PRED, CellTable, Confusion, Y
 from auditkit.stats.intervals import delong_auc, percentile_interval
+from auditkit.stats.multiclass import CLASS_METRICS, OVERALL_METRICS
 from auditkit.stats.rates import COUNT_METRICS, performance_metric
 from auditkit.streaming.counts import CountedPredictions
 from auditkit.streaming.performance import performance_from_counts
 
 GATEABLE = ("accuracy", "balanced_accuracy", "roc_auc", "expected_calibration_error", "precision", "recall", "f1")
+#: What a constant classifier scores by its label's share alone: null for one (scores still rank rows).
+LABEL_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "fpr", "selection_rate")
 
 
 class PerformanceSettings(StrictModel):
     calibration_bins: int = Field(15, ge=2, le=100, description="Equal-width bins of the score for calibration.")
     confidence: float = Field(0.95, gt=0.5, lt=1)
-    n_boot: int = Field(1000, ge=50, description="Bootstrap replicates for the count-based metrics' intervals.")
+    n_boot: int = Field(
+        1000, ge=50, le=100_000, description="Bootstrap replicates for the count-based metrics' intervals."
+    )
 
 
 class CalibrationBin(BaseModel):
@@ -113,6 +118,30 @@ def headline_metrics(y: np.ndarray, y_pred: np.ndarray, scores: np.ndarray) -> d
     return metrics
 
 
+def constant_reason(predicted: dict[str, int]) -> str | None:
+    """Why label-based metrics say nothing, or None: the model predicts one label for every row
+    (its accuracy is then that label's share, whatever the model learned)."""
+    used = [label for label, count in predicted.items() if count]
+    if len(used) != 1:
+        return None
+    return (
+        f"the model predicts {used[0]} for every test row: a constant classifier's "
+        "label-based metrics are not evidence about the model"
+    )
+
+
+def withhold(metrics: dict[str, Any], ci: dict[str, Any], names: tuple[str, ...], reason: str) -> None:
+    """Null ``names`` (and their intervals) with ``reason``, in place."""
+    for name in names:
+        if name in metrics:
+            metrics[name], metrics[f"{name}_reason"] = None, reason
+            ci[name] = None
+
+
+def _predicted(cells: dict[str, int]) -> dict[str, int]:
+    return {"the negative label": cells["tn"] + cells["fn"], "the positive label": cells["tp"] + cells["fp"]}
+
+
 def _count_replicates(y: np.ndarray, y_pred: np.ndarray, n_boot: int, rng: np.random.Generator) -> Confusion:
     frame = pd.DataFrame({Y: y, PRED: y_pred})
     cells = CellTable.from_frame(frame, [Y, PRED])
@@ -160,10 +189,23 @@ class PerformanceAuditor(Auditor[PerformanceSettings]):
         if isinstance(p, CountedPredictions):  # a streamed audit: the same numbers from counts, AUC binned
             s = self.settings
             counted = performance_from_counts(p, s.n_boot, s.confidence, np.random.default_rng(context.seed))
+            cells = counted["confusion_matrix"]
+            predicted = {
+                "the negative label": cells["tn"] + cells["fn"],
+                "the positive label": cells["tp"] + cells["fp"],
+            }
+            if why := constant_reason(predicted):
+                withhold(counted["metrics"], counted["ci"], LABEL_METRICS, why)
             return PerformanceResult(**counted, calibration=[])
         if p.n_classes > 2:
             rng = np.random.default_rng(context.seed)
-            return multiclass_performance(p, self.settings.n_boot, self.settings.confidence, rng)
+            result = multiclass_performance(p, self.settings.n_boot, self.settings.confidence, rng)
+            predicted = {f"class {name!r}": int((p.y_pred == c).sum()) for c, name in enumerate(p.classes)}
+            if why := constant_reason(predicted):
+                withhold(result.metrics, result.ci, OVERALL_METRICS, why)
+                for entry in result.per_class.values():
+                    withhold(entry, entry["ci"], CLASS_METRICS, why)
+            return result
         y, y_pred, scores = p.y_true, p.y_pred, p.scores
         tn, fp, fn, tp = (int(v) for v in skm.confusion_matrix(y, y_pred, labels=[0, 1]).ravel())
         metrics: dict[str, Any] = {
@@ -179,9 +221,12 @@ class PerformanceAuditor(Auditor[PerformanceSettings]):
             fpr, tpr, _ = skm.roc_curve(y, scores, drop_intermediate=True)
             keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), 200)).astype(int))
             roc = {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist()}
+        ci = self._intervals(p, metrics, np.random.default_rng(context.seed))
+        if why := constant_reason(_predicted({"tn": tn, "fp": fp, "fn": fn, "tp": tp})):
+            withhold(metrics, ci, LABEL_METRICS, why)
         return PerformanceResult(
             metrics=metrics,
-            ci=self._intervals(p, metrics, np.random.default_rng(context.seed)),
+            ci=ci,
             confusion_matrix={"tn": tn, "fp": fp, "fn": fn, "tp": tp},
             calibration=calibration_bins(y, scores, self.settings.calibration_bins),
             roc_curve=roc,

@@ -74,7 +74,7 @@ class PrivacySettings(StrictModel):
         "ew", description="Opacus per-sample gradients: ew (expanded weights, fastest here), hooks or ghost clipping."
     )
     cache_activations: bool = True
-    n_boot: int = Field(1000, ge=50)
+    n_boot: int = Field(1000, ge=50, le=100_000)
     min_group_size: int = Field(30, ge=1)
 
     @field_validator("epsilons")

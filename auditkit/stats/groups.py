@@ -114,13 +114,16 @@ def group_metrics_by_class(
             probabilities[:, c], slices, rules, f"|class={name}",
         )  # fmt: skip
     accuracy = {}
+    constant = None
+    if len(np.unique(y_pred)) == 1:
+        constant = "every row is predicted one class: a constant classifier's accuracy difference is no evidence"
     for features in slices:
         codes, names = cells.group_codes(features)
         # correct rows as true positives, wrong ones as false positives: the "accuracy" rate is then correct / n
         confusion = Confusion.by_group(
             counts, codes, len(names), (cell_y == cell_pred).astype(int), np.ones_like(cell_y)
         )
-        accuracy[slice_name(features)] = _accuracy_slice(confusion, names, rules)
+        accuracy[slice_name(features)] = _accuracy_slice(confusion, names, rules, constant)
     return reports, accuracy
 
 
@@ -158,7 +161,7 @@ def _reports(
     return reports
 
 
-def _accuracy_slice(confusion: Confusion, names: list[str], rules: GroupRules) -> SliceReport:
+def _accuracy_slice(confusion: Confusion, names: list[str], rules: GroupRules, constant: str | None) -> SliceReport:
     """Per-group accuracy (correct / n) and the accuracy difference over groups of min_group_size rows."""
     values = {"accuracy": rate(confusion, "accuracy")}
     bounds = percentile_intervals(values["accuracy"][1:], rules.confidence)
@@ -173,7 +176,10 @@ def _accuracy_slice(confusion: Confusion, names: list[str], rules: GroupRules) -
         groups[group] = report
     eligible = [g for g, name in enumerate(names) if groups[name].status == "ok"]
     overall = {"accuracy": rate(confusion.overall(), "accuracy")}
-    disparity = _disparity(values, overall, "accuracy_difference", eligible, rules)
+    if constant:
+        disparity = Estimate(None, reason=constant)
+    else:
+        disparity = _disparity(values, overall, "accuracy_difference", eligible, rules)
     return SliceReport(
         groups, {"accuracy_difference": disparity}, {"accuracy_difference": [names[g] for g in eligible]}
     )
@@ -201,12 +207,25 @@ def _slice(
         report.insufficient = _insufficient(observed, g, rules)
         groups[group] = report
     overall = {name: rate(confusion.overall(), name) for name in GROUP_RATES}  # (1 + B, 1)
+    constant = _constant_reason(int(observed.predicted_positives.sum()), int(observed.n.sum()))
     disparities, compared = {}, {}
     for disparity, (needed, _) in DISPARITIES.items():
         eligible = [g for g, name in enumerate(names) if not _excluded(groups[name], needed)]
         compared[disparity] = [names[g] for g in eligible]
-        disparities[disparity] = _disparity(values, overall, disparity, eligible, rules)
+        if constant:
+            disparities[disparity] = Estimate(None, reason=constant)
+        else:
+            disparities[disparity] = _disparity(values, overall, disparity, eligible, rules)
     return SliceReport(groups, disparities, compared)
+
+
+def _constant_reason(predicted_positive: int, n: int) -> str | None:
+    """Every group of a classifier that predicts one label for every row has the same selection
+    rate, TPR and FPR: its parity is no evidence of fairness, so its disparities are null."""
+    if n == 0 or 0 < predicted_positive < n:
+        return None
+    which = "every row is predicted positive" if predicted_positive else "no row is predicted positive"
+    return f"{which}: the disparities of a constant classifier are not evidence of fairness"
 
 
 def _insufficient(observed: Confusion, g: int, rules: GroupRules) -> dict[str, str]:
