@@ -125,12 +125,24 @@ def test_small_group_is_insufficient_and_leaves_too_few_to_compare():
 def test_zero_denominator_ratio_is_none_not_nan():
     frame = pd.DataFrame({"sex": ["f"] * 50 + ["m"] * 50})
     y = np.tile([0, 1], 50)
-    pred = np.zeros(100, dtype=int)  # nobody selected: selection-rate ratio is 0/0
+    pred = 1 - y  # no true positive in any group: the TPR ratio is 0/0
     rules = GroupRules(min_class_size=1, n_boot=50)
     report = group_metrics(y, pred, None, frame, [["sex"]], rules, np.random.default_rng(0))["sex"]
-    dp = report.disparities["demographic_parity_ratio"]
-    assert dp.value is None and dp.reason
-    assert report.disparities["demographic_parity_difference"].value == 0.0
+    eo = report.disparities["equal_opportunity_ratio"]
+    assert eo.value is None and "rate of 0 in the denominator" in eo.reason
+    assert report.disparities["equal_opportunity_difference"].value == 0.0
+
+
+def test_a_constant_prediction_withholds_every_disparity():
+    frame = pd.DataFrame({"sex": ["f"] * 50 + ["m"] * 50})
+    y = np.tile([0, 1], 50)
+    rules = GroupRules(min_class_size=1, n_boot=50)
+    for pred, which in ((np.zeros(100, dtype=int), "no row"), (np.ones(100, dtype=int), "every row")):
+        report = group_metrics(y, pred, None, frame, [["sex"]], rules, np.random.default_rng(0))["sex"]
+        for name, estimate in report.disparities.items():
+            assert estimate.value is None and estimate.ci is None, name
+            assert estimate.reason.startswith(f"{which} is predicted positive")
+        assert report.groups["f"].rates["selection_rate"].value == float(pred[0])  # the rates stay
 
 
 def test_intervals_contain_the_estimate_and_shrink_with_n():
