@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from auditkit.errors import AuditError
-from auditkit.ner.probe import ProbeSet, load_names, load_templates, probe_report, recognised
+from auditkit.ner.probe import ProbeSet, load_names, load_templates, probe_report, recall_changes, recognised
 from auditkit.ner.tags import OUTSIDE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,5 +109,19 @@ def test_small_groups_and_zero_recall_are_inconclusive():
     assert report["disparity"]["name_recall_ratio_reason"]
     probe = ProbeSet(templates, ["A1", "B1"], ["a", "b"])
     none = probe_report(probe, np.zeros((2, 4), dtype=bool), n_boot=100, confidence=0.95, seed=0, min_names=1)
-    assert none["disparity"]["name_recall_ratio"] is None
-    assert none["disparity"]["name_recall_difference"] == 0.0
+    for key in ("name_recall_ratio", "name_recall_difference"):  # a difference of 0 would pass a gate
+        assert none["disparity"][key] is None and none["disparity"]["ci"][key] is None
+        assert "no group's names were recognised" in none["disparity"][f"{key}_reason"]
+
+
+def test_a_run_that_finds_nobody_has_no_recall_change():
+    probe = ProbeSet(load_templates()[:4], ["A1", "A2", "B1", "B2"], ["a", "a", "b", "b"])
+    found = recognised(probe, fake_tagger(probe, {"B1"}), "person")
+    nobody = np.zeros_like(found)
+    for run, reference in ((nobody, found), (found, nobody)):
+        changes = recall_changes(probe, run, reference, n_boot=100, confidence=0.95, seed=0, min_names=2)
+        for key in ("name_recall_ratio_change", "name_recall_difference_change"):
+            assert changes[key] is None and changes["ci"][key] is None
+            assert "by this run or by the reference" in changes[f"{key}_reason"]
+    changes = recall_changes(probe, found, found, n_boot=100, confidence=0.95, seed=0, min_names=2)
+    assert changes["name_recall_difference_change"] == 0.0 and changes["ci"]["name_recall_difference_change"]

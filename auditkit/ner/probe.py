@@ -137,6 +137,9 @@ def disparity_of(recalls: np.ndarray) -> dict[str, np.ndarray]:
     return {"name_recall_ratio": ratio, "name_recall_difference": high - low}
 
 
+NO_PERSON = "no group's names were recognised as persons: its recall disparities are no evidence"
+
+
 def probe_report(
     probe: ProbeSet, hits: np.ndarray, *, n_boot: int, confidence: float, seed: int, min_names: int
 ) -> dict[str, Any]:
@@ -170,17 +173,18 @@ def probe_report(
     boot = disparity_of(np.column_stack(list(replicates.values())))
     disparity["lowest_group"] = list(replicates)[int(point.argmin())]
     disparity["highest_group"] = list(replicates)[int(point.argmax())]
-    disparity["name_recall_difference"] = float(point.max() - point.min())
-    diff_ci, _ = percentile_interval(boot["name_recall_difference"], confidence)
-    ci: dict[str, list[float] | None] = {"name_recall_difference": list(diff_ci) if diff_ci else None}
+    ci: dict[str, list[float] | None] = {}
     if point.max() > 0:
+        disparity["name_recall_difference"] = float(point.max() - point.min())
+        diff_ci, _ = percentile_interval(boot["name_recall_difference"], confidence)
+        ci["name_recall_difference"] = list(diff_ci) if diff_ci else None
         disparity["name_recall_ratio"] = float(point.min() / point.max())
         ratio_ci, _ = percentile_interval(boot["name_recall_ratio"], confidence)
         ci["name_recall_ratio"] = list(ratio_ci) if ratio_ci else None
-    else:
-        disparity["name_recall_ratio"] = None
-        disparity["name_recall_ratio_reason"] = "no group's names were recognised as persons"
-        ci["name_recall_ratio"] = None
+    else:  # a difference of 0 here would pass a gate for a tagger that finds nobody
+        for key in ("name_recall_ratio", "name_recall_difference"):
+            disparity[key], ci[key] = None, None
+            disparity[f"{key}_reason"] = NO_PERSON
     disparity["ci"] = ci
     return {"by_group": by_group, "disparity": disparity, "n_templates": len(probe.templates)}
 
@@ -216,15 +220,17 @@ def recall_changes(
             out[f"{key}_change"], out[f"{key}_change_reason"] = None, f"fewer than two groups with {min_names}+ names"
             out["ci"][f"{key}_change"] = None
         return out
-    point = disparity_of(np.array([[per_name[groups == g].mean() for g in compared]]))
-    reference = disparity_of(np.array([[reference_per_name[groups == g].mean() for g in compared]]))
+    recalls = np.array([[per_name[groups == g].mean() for g in compared]])
+    reference_recalls = np.array([[reference_per_name[groups == g].mean() for g in compared]])
+    point, reference = disparity_of(recalls), disparity_of(reference_recalls)
     boot = disparity_of(np.column_stack([draws[g] for g in compared]))
     reference_boot = disparity_of(np.column_stack([reference_draws[g] for g in compared]))
+    found = recalls.max() > 0 and reference_recalls.max() > 0
     for key in keys:
         change = float(point[key][0] - reference[key][0])
-        if not np.isfinite(change):
+        if not found or not np.isfinite(change):
             out[f"{key}_change"], out["ci"][f"{key}_change"] = None, None
-            out[f"{key}_change_reason"] = "no group's names were recognised as persons by this run or the reference"
+            out[f"{key}_change_reason"] = f"{NO_PERSON}, by this run or by the reference"
             continue
         interval, _ = percentile_interval(boot[key] - reference_boot[key], confidence)
         out[f"{key}_change"], out["ci"][f"{key}_change"] = change, list(interval) if interval else None
