@@ -139,6 +139,15 @@ def workspace(tmp_path, credit_frame, tiny_bert) -> Path:
     return tmp_path
 
 
+@pytest.fixture()
+def trained_workspace(tmp_path, credit_frame, trained_tiny_bert) -> Path:
+    """As ``workspace``, with the fine-tuned tiny BERT: it predicts both labels, so its label metrics and
+    disparities are numbers (the random-init one predicts one label for every row: they are null)."""
+    credit_frame.to_csv(tmp_path / "data.csv", index=False)
+    write_config(tmp_path, base_config("data.csv", str(trained_tiny_bert)))
+    return tmp_path
+
+
 def run_cli(*args: str, cwd: Path | None = None):
     """Run the real console entry point in a subprocess; returns CompletedProcess."""
     import subprocess

@@ -97,7 +97,8 @@ def test_same_config_and_seed_give_the_same_numbers(build_workspace):
     assert (outs[0] / "predictions.csv").read_bytes() == (outs[1] / "predictions.csv").read_bytes()
 
 
-def test_failing_gate_exits_1_and_is_reported(workspace):
+def test_failing_gate_exits_1_and_is_reported(trained_workspace):
+    workspace = trained_workspace  # a model that predicts both labels: its accuracy is a number
     config = __import__("yaml").safe_load((workspace / "audit.yaml").read_text())
     config["gates"] = [
         {"metric": "performance.accuracy", "op": ">=", "threshold": 0.99, "source": "strict policy"},

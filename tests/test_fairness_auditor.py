@@ -55,7 +55,8 @@ def test_summary_has_the_contract_shape(workspace):
     assert set(fairness["counterfactual"]) == set(SWAPS)
 
 
-def test_counterfactual_swap_rescored_directly(workspace):
+def test_counterfactual_swap_rescored_directly(trained_workspace):
+    workspace = trained_workspace
     configure(workspace, counterfactual=SWAPS)
     result, out = run(workspace)
     summary = json.loads((out / "summary.json").read_text())
@@ -80,9 +81,10 @@ def test_counterfactual_swap_rescored_directly(workspace):
     assert low <= swaps["gender"]["mean_abs_score_change"] <= high
 
 
-def test_counterfactual_flip_rate_equals_a_direct_rescoring(workspace):
+def test_counterfactual_flip_rate_equals_a_direct_rescoring(trained_workspace):
     from auditkit import run as run_audit
 
+    workspace = trained_workspace
     configure(workspace, counterfactual={"gender": SWAPS["gender"]})
     result = run_audit(workspace / "audit.yaml", write=False)
     swap = result.auditors["fairness"].counterfactual["gender"]
@@ -155,3 +157,41 @@ def test_four_fifths_rule_expands_to_a_cited_gate(workspace):
     assert gate["id"] == "fairness.demographic_parity_ratio[sex]" and gate["op"] == ">=" and gate["threshold"] == 0.8
     assert "four-fifths" in gate["source"]
     assert result.exit_code in (0, 1)
+
+
+def test_a_constant_classifier_has_no_flip_rate_but_keeps_its_score_changes():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from auditkit.auditors.fairness import FairnessAuditor, FairnessResult, FairnessSettings
+    from auditkit.config import GateConfig
+    from auditkit.data import Split
+    from auditkit.gates import evaluate_gate
+    from auditkit.predictions import Predictions
+
+    texts = [f"{'He' if i % 2 else 'She'} asks for a loan of {i} euros" for i in range(40)]
+    test = Split("test", pd.DataFrame(index=pd.Index([str(i) for i in range(40)])), np.zeros(40, int), texts)
+
+    def predict(split, progress):  # always the positive label; the score moves with "she"
+        scores = np.array([0.9 if "she" in t.lower().split() else 0.8 for t in split.texts])
+        return Predictions(split.frame.index.to_numpy(), split.y, scores, np.ones(len(split), int))
+
+    context = SimpleNamespace(
+        data=SimpleNamespace(test=test),
+        adapter=SimpleNamespace(predict=predict),
+        progress=None,
+        predictions=lambda split: predict(test, None),
+    )
+    flip_gate = GateConfig(metric="fairness.counterfactual_flip_rate[gender]", op="<=", threshold=0.05)
+    auditor = FairnessAuditor(FairnessSettings(n_boot=100))
+    swap = auditor._swap(context, TextSwap(pairs=[("he", "she")]), np.random.default_rng(0))
+    assert swap.n == 40 and swap.flip_rate is None and swap.ci["flip_rate"] is None
+    assert "constant classifier" in swap.flip_rate_reason
+    assert swap.mean_abs_score_change == pytest.approx(0.1)  # every text's score moved by 0.1
+    result = FairnessResult.model_construct(
+        disparities={}, by_group={}, accuracy_disparities={}, counterfactual={"gender": swap}
+    )
+    values = result.metric_values()
+    assert evaluate_gate(flip_gate, values["counterfactual_flip_rate[gender]"]).status == "inconclusive"
+    assert values["counterfactual_mean_abs_score_change[gender]"].value == pytest.approx(0.1)

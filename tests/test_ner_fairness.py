@@ -71,6 +71,20 @@ def test_counterfactual_counts_sentences_whose_entities_change():
     assert none["flip_rate"] is None and none["flip_rate_reason"]
 
 
+def test_a_tagger_that_finds_no_entity_has_no_flip_rate():
+    tokens = [["he", "met", "Bo"], ["she", "met", "Bo"]]
+    nothing = [["O", "O", "O"]] * 2
+    p = TokenPredictions(np.array(["a", "b"]), tokens, [["O", "O", "B-PER"]] * 2, nothing, [[1.0] * 3] * 2)
+    swap = TextSwap(pairs=[("he", "she")])
+    blind = counterfactual(p, swap, lambda s: [["O"] * len(w) for w in s], n_boot=100, confidence=0.95, seed=0)
+    assert blind["n"] == 2 and blind["flip_rate"] is None and "no entity" in blind["flip_rate_reason"]
+
+    def after_he(sentences):  # finds Bo only after "he": the swap creates an entity, which counts
+        return [["O", "O", "B-PER" if s[0] == "he" else "O"] for s in sentences]
+
+    assert counterfactual(p, swap, after_he, n_boot=100, confidence=0.95, seed=0)["flip_rate"] == 0.5
+
+
 def test_probe_gate_fails_four_fifths_for_a_tagger_that_ignores_one_group(tmp_path):
     names = tmp_path / "names.csv"
     names.write_text("name,origin\n" + "".join(f"A{i},a\nB{i},b\n" for i in range(15)), encoding="utf-8")

@@ -82,6 +82,7 @@ class SwapResult(BaseModel):
     mean_score_change: float | None
     ci: dict[str, list[float] | None]
     reason: str | None = None
+    flip_rate_reason: str | None = None  # why flip_rate alone is null (a constant classifier)
 
 
 class FairnessResult(AuditorResult):
@@ -121,7 +122,8 @@ class FairnessResult(AuditorResult):
         for name, swap in self.counterfactual.items():
             for metric, key in zip(COUNTERFACTUAL_METRICS, ("flip_rate", "mean_abs_score_change"), strict=True):
                 ci = swap.ci.get(key)
-                out[f"{metric}[{name}]"] = MetricValue(getattr(swap, key), tuple(ci) if ci else None, swap.reason)
+                reason = swap.flip_rate_reason if key == "flip_rate" and swap.flip_rate_reason else swap.reason
+                out[f"{metric}[{name}]"] = MetricValue(getattr(swap, key), tuple(ci) if ci else None, reason)
         return out
 
     def _value(self, metric: str, values: dict[str, Any], groups: dict[str, Any]) -> MetricValue:
@@ -308,13 +310,16 @@ class FairnessAuditor(Auditor[FairnessSettings]):
             rows = np.arange(len(changed))
             shift = edited_p.probabilities[rows, before] - base.probabilities[changed, before]
         else:
-            scores = edited_p.scores
-            flips = ((scores >= 0.5) != base.y_pred[changed]).astype(float)
-            shift = scores - base.scores[changed]
+            flips = (edited_p.y_pred != base.y_pred[changed]).astype(float)
+            shift = edited_p.scores - base.scores[changed]
         stats = {"flip_rate": flips, "mean_abs_score_change": np.abs(shift), "mean_score_change": shift}
         replicates = bootstrap_means(np.column_stack(list(stats.values())), self.settings.n_boot, rng)
         ci = {key: _ci(replicates[:, k], self.settings.confidence) for k, key in enumerate(stats)}
-        return SwapResult(n=len(changed), ci=ci, **{key: float(v.mean()) for key, v in stats.items()})
+        result = SwapResult(n=len(changed), ci=ci, **{key: float(v.mean()) for key, v in stats.items()})
+        if len(np.unique(base.y_pred)) == 1:  # no label to flip away from: a flip rate of 0 is no evidence
+            result.flip_rate, result.ci["flip_rate"] = None, None
+            result.flip_rate_reason = "the model predicts one label for every test row: a constant classifier"
+        return result
 
 
 def _ci(replicates: np.ndarray, confidence: float) -> list[float] | None:

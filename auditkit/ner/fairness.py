@@ -164,6 +164,15 @@ def counterfactual(
             "ci": {},
         }
     swapped_tags = tag([words for _, words in edited])
+    if not any(spans(t) for t in [*p.y_pred, *swapped_tags]):  # a flip rate of 0 from a tagger that finds nothing
+        return {
+            "n": len(edited),
+            "flip_rate": None,
+            "flip_rate_reason": "the model predicts no entity in any test sentence, edited or not",
+            "mean_abs_score_change": None,
+            "mean_abs_score_change_reason": "token classification: the flip rate counts changed entities",
+            "ci": {},
+        }
     changed = np.array(
         [set(spans(new)) != set(spans(p.y_pred[i])) for (i, _), new in zip(edited, swapped_tags, strict=True)],
         dtype=float,

@@ -130,7 +130,7 @@ def fairness_section(name: str, result: AuditorResult, gates: list[GateResult]) 
                 c["mean_abs_score_change"],
                 interval(c["ci"].get("mean_abs_score_change")),
                 number(c["mean_score_change"]),
-                c.get("reason") or "",
+                c.get("reason") or c.get("flip_rate_reason") or "",
             ]
             for swap, c in s["counterfactual"].items()
         ]
