@@ -25,7 +25,7 @@ from auditkit.streaming.counts import CountedPredictions
 from auditkit.streaming.performance import performance_from_counts
 
 GATEABLE = ("accuracy", "balanced_accuracy", "roc_auc", "expected_calibration_error", "precision", "recall", "f1")
-#: What a constant classifier scores by its label's share alone: null for one (scores still rank rows).
+#: Metrics of the predicted labels alone: null for a constant classifier (ROC AUC and calibration read scores).
 LABEL_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "fpr", "selection_rate")
 
 
@@ -189,12 +189,7 @@ class PerformanceAuditor(Auditor[PerformanceSettings]):
         if isinstance(p, CountedPredictions):  # a streamed audit: the same numbers from counts, AUC binned
             s = self.settings
             counted = performance_from_counts(p, s.n_boot, s.confidence, np.random.default_rng(context.seed))
-            cells = counted["confusion_matrix"]
-            predicted = {
-                "the negative label": cells["tn"] + cells["fn"],
-                "the positive label": cells["tp"] + cells["fp"],
-            }
-            if why := constant_reason(predicted):
+            if why := constant_reason(_predicted(counted["confusion_matrix"])):
                 withhold(counted["metrics"], counted["ci"], LABEL_METRICS, why)
             return PerformanceResult(**counted, calibration=[])
         if p.n_classes > 2:
