@@ -124,14 +124,16 @@ def list_plugins(debug: Annotated[bool, typer.Option("--debug", help="Show trace
     from auditkit.auditors.base import Auditor
 
     def action():  # type: ignore[no-untyped-def]
-        found = registry.auditors()  # load, so broken plugins are reported
-        needs = {name: capability_name(cls.requires) for name, cls in found.items()}
+        found = registry.registered_auditors()  # load, so broken plugins are reported
+        registry.implementations()
+        needs = {key: (capability_name(cls.requires), ", ".join(cls.tasks)) for key, cls in found.items()}
         return registry.describe(Auditor), needs, registry.describe(ModelAdapter), registry.adapter_capabilities()
 
     auditors, needs, adapters, capabilities = _guarded(debug, action)
-    typer.echo("auditors:")
-    for name, origin in auditors.items():
-        typer.echo(f"  {name:<16} needs {needs[name]:<10} {origin}")
+    typer.echo("auditors (one implementation per line, with the tasks it audits):")
+    for key, origin in auditors.items():
+        need, tasks = needs[key]
+        typer.echo(f"  {key:<20} needs {need:<10} tasks {tasks:<30} {origin}")
     typer.echo("adapters:")
     for name, origin in adapters.items():
         typer.echo(f"  {name:<16} {', '.join(capabilities[name]):<26} {origin}")

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from auditkit import registry
 from auditkit.adapters.capabilities import CountScorer
+from auditkit.auditors.base import Auditor
 from auditkit.config import AuditConfigBase
 from auditkit.config_model import config_model
 from auditkit.errors import AuditError
@@ -234,7 +235,6 @@ def _unwrap(annotation: Any) -> Any:
 
 def _check_cross_references(config: AuditConfigBase, path: Path, lines: dict[Loc, int]) -> None:
     """Checks that span sections: auditors get the capability they need, gates name real metrics."""
-    auditors = registry.auditors()
     adapter_cls = registry.adapters()[config.model.adapter]
     configured = list(config.auditor_order)
     if config.data.streaming and not issubclass(adapter_cls, CountScorer):
@@ -242,13 +242,20 @@ def _check_cross_references(config: AuditConfigBase, path: Path, lines: dict[Loc
             f"{_where(path, lines, ('data', 'streaming'))}: adapter '{config.model.adapter}' cannot audit a streamed "
             "dataset: that needs the 'count' capability (the predictions adapter has it); drop data.streaming"
         )
+    implementations = {}
     for name in configured:
         settings = getattr(config.auditors, name)
+        auditor = implementations[name] = _implementation(name, config, path, lines)
+        for key, why in auditor.refused(settings):
+            raise AuditError(
+                f"{_where(path, lines, ('auditors', name, key))}: 'auditors.{name}.{key}' is not honoured for "
+                f"task {config.data.task}: {why}; remove it"
+            )
         try:
-            auditors[name].check_adapter(settings, config, adapter_cls)
+            auditor.check_adapter(settings, config, adapter_cls)
         except AuditError as exc:
             raise AuditError(f"{_where(path, lines, ('auditors', name))}: {exc}") from None
-        auditors[name].check_config(settings, config)
+        auditor.check_config(settings, config)
     first: dict[str, int] = {}
     for index, gate in enumerate(config.gates):
         loc: Loc = ("gates", index, "metric")
@@ -265,7 +272,7 @@ def _check_cross_references(config: AuditConfigBase, path: Path, lines: dict[Loc
                 f"which is not listed under 'auditors' (configured: {', '.join(configured) or 'none'})"
             )
         settings = getattr(config.auditors, gate.auditor)
-        known = auditors[gate.auditor].metric_ids(settings, config)
+        known = implementations[gate.auditor].metric_ids(settings, config)
         if gate.metric not in known:
             close = _reordered(gate.metric, known) or difflib.get_close_matches(
                 gate.metric, sorted(known), n=1, cutoff=0.6
@@ -276,6 +283,18 @@ def _check_cross_references(config: AuditConfigBase, path: Path, lines: dict[Loc
             raise AuditError(
                 f"{_where(path, lines, loc)}: 'gates[{index}].metric': unknown metric '{gate.metric}'{hint}"
             )
+
+
+def _implementation(name: str, config: AuditConfigBase, path: Path, lines: dict[Loc, int]) -> type[Auditor]:
+    """Auditor ``name``'s implementation for ``data.task``; one error line naming the tasks it has otherwise."""
+    found = registry.auditor_for(name, config.data.task)
+    if found is None:
+        has = ", ".join(registry.tasks_of(name)) or "none"
+        raise AuditError(
+            f"{_where(path, lines, ('auditors', name))}: auditor '{name}' does not audit task "
+            f"{config.data.task} (it audits: {has})"
+        )
+    return found
 
 
 def _reordered(metric: str, known: set[str]) -> list[str]:

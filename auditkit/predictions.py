@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
+from auditkit.errors import AuditError
+
+
+class BasePredictions(ABC):
+    """What a model said about one split, whatever the task: :class:`Predictions` (a row's class
+    probabilities), token tags per word (token classification), or the counts of a streamed split.
+
+    Auditors receive this common kind and each task's implementation reads the kind its task makes
+    (:meth:`~auditkit.auditors.base.AuditContext.predictions_of`).
+    """
+
+    n_truncated: int  # inputs cut to the model's maximum length
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
 
 @dataclass(frozen=True)
-class Predictions:
+class Predictions(BasePredictions):
     """Scores for one split, computed once per run and shared by every auditor.
 
     Column ``j`` of ``probabilities`` is the probability of label index ``j`` (what ``y_true``
@@ -51,3 +69,16 @@ class Predictions:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+P = TypeVar("P", bound=BasePredictions)
+
+
+def expect(kind: type[P], predictions: BasePredictions, who: str) -> P:
+    """``predictions`` as the kind ``who`` reads; an AuditError (not a wrong number) when a model gave another kind."""
+    if not isinstance(predictions, kind):
+        raise AuditError(
+            f"{who}: reads {kind.__name__}, but the model gave {type(predictions).__name__} "
+            "(an adapter for another task?)"
+        )
+    return predictions

@@ -4,6 +4,10 @@ A third-party package adds one by declaring, in its own pyproject.toml::
 
     [project.entry-points."auditkit.auditors"]
     my_check = "my_package.my_check:MyCheckAuditor"
+
+An auditor implemented for more than one task registers one class per task, each under the name
+``<auditor>`` or ``<auditor>.<anything>`` (``performance.tokens``); they share the auditor's name and
+``Settings``, and :func:`auditor_for` finds the one for the audit's ``data.task``.
 """
 
 from __future__ import annotations
@@ -26,8 +30,47 @@ def adapters() -> dict[str, type[ModelAdapter]]:
 
 
 @cache
-def auditors() -> dict[str, type[Auditor]]:
+def registered_auditors() -> dict[str, type[Auditor]]:
+    """Entry-point name -> auditor implementation, as registered (``performance``, ``performance.tokens``)."""
     return _load(AUDITOR_GROUP, Auditor)
+
+
+@cache
+def implementations() -> dict[str, list[type[Auditor]]]:
+    """Auditor name -> its implementations, the one registered under the plain name first."""
+    found: dict[str, list[type[Auditor]]] = {}
+    registered = registered_auditors()
+    for cls in registered.values():  # built-ins first, then plugins, as the entry points are ordered
+        found.setdefault(cls.name, []).append(cls)
+    for name, classes in found.items():
+        classes.sort(key=lambda cls: cls is not registered.get(name))
+        if name not in registered:
+            raise AuditError(f"auditor '{name}' has task implementations but none registered under '{name}' itself")
+        if len({cls.Settings for cls in classes}) > 1:
+            raise AuditError(f"auditor '{name}': its task implementations must share one Settings class")
+        claimed: dict[str, str] = {}
+        for cls in classes:
+            for task in cls.tasks:
+                if task in claimed:
+                    raise AuditError(f"auditor '{name}': {claimed[task]} and {cls.__name__} both implement '{task}'")
+                claimed[task] = cls.__name__
+    return found
+
+
+def auditors() -> dict[str, type[Auditor]]:
+    """Auditor name -> the implementation registered under that plain name (its Settings are every task's)."""
+    registered = registered_auditors()
+    return {name: registered[name] for name in implementations()}
+
+
+def auditor_for(name: str, task: str) -> type[Auditor] | None:
+    """The implementation of auditor ``name`` for ``data.task`` ``task``; None when no implementation has it."""
+    return next((cls for cls in implementations().get(name, []) if task in cls.tasks), None)
+
+
+def tasks_of(name: str) -> list[str]:
+    """Every task some implementation of auditor ``name`` supports."""
+    return [task for cls in implementations().get(name, []) for task in cls.tasks]
 
 
 def describe(kind: type) -> dict[str, str]:
@@ -44,7 +87,8 @@ def adapter_capabilities() -> dict[str, list[str]]:
 def clear() -> None:
     """Forget what was loaded (tests that install plugins call this)."""
     adapters.cache_clear()
-    auditors.cache_clear()
+    registered_auditors.cache_clear()
+    implementations.cache_clear()
 
 
 def _entry_points(group: str) -> list[EntryPoint]:
@@ -63,7 +107,7 @@ def _load(group: str, base: type) -> dict:
             raise AuditError(f"plugin '{ep.name}' in entry-point group {group} failed to load: {exc}") from exc
         if not (isinstance(cls, type) and issubclass(cls, base)):
             raise AuditError(f"plugin '{ep.name}' in {group} is not a subclass of {base.__name__}")
-        if cls.name != ep.name:
+        if ep.name != cls.name and not (group == AUDITOR_GROUP and ep.name.startswith(f"{cls.name}.")):
             raise AuditError(f"plugin '{ep.name}' in {group} declares name '{cls.name}'; the two must match")
         found[ep.name] = cls
     return found

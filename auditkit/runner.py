@@ -12,7 +12,7 @@ from pathlib import Path
 
 from auditkit import registry
 from auditkit.adapters.base import ModelAdapter
-from auditkit.auditors.base import AuditContext
+from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.baseline import compare_with_baseline, describe_pair, load_baseline, mismatches
 from auditkit.config import MAX_SEED, AuditConfigBase
 from auditkit.config_file import load_config
@@ -49,6 +49,14 @@ def prepare(config: AuditConfigBase, progress: ProgressReporter, *, build: bool 
     with progress.step("load model"):
         adapter = adapter_cls.load(config.model, config.data)
     return Prepared(config, data, adapter)
+
+
+def implementation(name: str, config: AuditConfigBase) -> type[Auditor]:
+    """Auditor ``name``'s implementation for the audit's task (validate refused a task it lacks)."""
+    found = registry.auditor_for(name, config.data.task)
+    if found is None:
+        raise AuditError(f"auditors.{name}: auditor '{name}' has no implementation for task {config.data.task}")
+    return found
 
 
 def selected_auditors(config: AuditConfigBase, only: list[str] | None) -> list[str]:
@@ -112,7 +120,7 @@ def run_audit(
         with progress.step(f"{verb} {len(prepared.data.test)} test rows"):
             predictions = context.predictions("test")
         for name in names:
-            auditor = registry.auditors()[name](getattr(config.auditors, name))
+            auditor = implementation(name, config)(getattr(config.auditors, name))
             started_auditor = time.perf_counter()
             with progress.step(f"auditor {name}"):
                 results[name] = auditor.run(context)

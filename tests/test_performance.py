@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from auditkit.adapters.base import Predictions
 from auditkit.auditors.performance import PerformanceAuditor, PerformanceSettings, expected_calibration_error
+from auditkit.predictions import Predictions
 
 
 class FixedContext:

@@ -19,7 +19,7 @@ import torch
 from auditkit.adapters.capabilities import Scorer
 from auditkit.config import ModelConfigBase
 from auditkit.errors import AuditError
-from auditkit.predictions import Predictions
+from auditkit.predictions import BasePredictions
 
 if TYPE_CHECKING:
     from auditkit.config import DataConfig
@@ -63,8 +63,9 @@ class ModelAdapter(Scorer):
         """Open the model folder ``config.path``; AuditError when it is unusable."""
 
     @abstractmethod
-    def predict(self, split: Split, progress: ProgressReporter) -> Predictions:
-        """Scores for every row of ``split``; ``classes`` from ``split.classes``."""
+    def predict(self, split: Split, progress: ProgressReporter) -> BasePredictions:
+        """Scores for every row of ``split`` (``classes`` from ``split.classes``), or what the task's model
+        gives instead of a row's probabilities (token tags per word)."""
 
     def input_notes(self) -> list[str]:
         """What the report should say about the inputs scored so far (e.g. values filled in)."""

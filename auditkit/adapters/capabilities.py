@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from auditkit.config import ModelConfigBase
     from auditkit.data import AuditData, Split
     from auditkit.execution.base import Executor
-    from auditkit.predictions import Predictions
+    from auditkit.predictions import BasePredictions
     from auditkit.progress import ProgressReporter
     from auditkit.streaming.counts import CountedPredictions
     from auditkit.streaming.source import StreamedSplit
@@ -45,7 +45,8 @@ class Scorer(Capability):
     capability = "score"
 
     @abstractmethod
-    def predict(self, split: Split, progress: ProgressReporter) -> Predictions: ...
+    def predict(self, split: Split, progress: ProgressReporter) -> BasePredictions:
+        """Per-row class probabilities, or what the task's model gives (token tags per word)."""
 
 
 class CountScorer(Capability):
@@ -93,6 +94,16 @@ class TextAttributable(GradientAttributable):
     @abstractmethod
     def token_id(self, kind: str) -> int | None:
         """The id of the ``pad``, ``mask`` or ``unk`` token, None when the vocabulary has none."""
+
+
+class Tagger(Capability):
+    """Tags any sentences of words, not only a split's (name probes, word swaps): the token fairness auditor's need."""
+
+    capability = "tag"
+
+    @abstractmethod
+    def tag(self, sentences: list[list[str]], progress: ProgressReporter) -> list[list[str]]:
+        """IOB2 tags per word of each sentence."""
 
 
 class TokenAttributable(Attributable):

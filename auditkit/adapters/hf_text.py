@@ -21,7 +21,7 @@ from torch.utils.data import Dataset  # noqa: E402
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
-from auditkit.adapters.base import ModelAdapter, Predictions, positive_probability  # noqa: E402
+from auditkit.adapters.base import ModelAdapter, positive_probability  # noqa: E402
 from auditkit.adapters.capabilities import Retrainable, RetrainRequest, TextAttributable  # noqa: E402
 from auditkit.adapters.hf_families import FAMILIES, attributed_layer, family_of, model_inputs  # noqa: E402
 from auditkit.adapters.hf_lora import lora_trainable  # noqa: E402
@@ -29,6 +29,7 @@ from auditkit.adapters.hf_retrain import text_trainable  # noqa: E402
 from auditkit.config import DataConfig, ModelConfigBase, StrictModel  # noqa: E402
 from auditkit.data import AuditData, Split  # noqa: E402
 from auditkit.errors import AuditError  # noqa: E402
+from auditkit.predictions import Predictions
 from auditkit.progress import ProgressReporter  # noqa: E402
 from auditkit.tokens import Encoded, EncodedText, encode, pad  # noqa: E402,F401  (re-exported)
 from auditkit.training import Trainable, TrainingData, fit, linear_warmup_schedule, seed_everything  # noqa: E402

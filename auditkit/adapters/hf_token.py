@@ -15,7 +15,7 @@ import torch
 from pydantic import Field
 
 from auditkit.adapters.base import ModelAdapter
-from auditkit.adapters.capabilities import TokenAttributable, TokenRetrainable
+from auditkit.adapters.capabilities import Tagger, TokenAttributable, TokenRetrainable
 from auditkit.adapters.hf_text import resolve_base
 from auditkit.config import DataConfig, ModelConfigBase, StrictModel
 from auditkit.errors import AuditError
@@ -49,7 +49,7 @@ class HfTokenConfig(ModelConfigBase):
     build: HfTokenBuild | None = None
 
 
-class HfTokenAdapter(ModelAdapter, TokenAttributable, TokenRetrainable):
+class HfTokenAdapter(ModelAdapter, Tagger, TokenAttributable, TokenRetrainable):
     """Transformers token classifiers (NER): IOB2 or BIOES labels, read per word at its first piece."""
 
     name = "hf-token"

@@ -21,12 +21,13 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from auditkit.adapters.base import ModelAdapter, Predictions, resolve_device
+from auditkit.adapters.base import ModelAdapter, resolve_device
 from auditkit.adapters.capabilities import CountScorer
 from auditkit.config import DataConfig, ModelConfigBase
 from auditkit.data import Split, label_text, read_table
 from auditkit.errors import AuditError
 from auditkit.execution.base import Executor
+from auditkit.predictions import Predictions
 from auditkit.progress import ProgressReporter
 from auditkit.streaming.counts import CountedPredictions, CountSpec, count_predictions
 from auditkit.streaming.source import StreamedSplit, files_sha256, open_dataset, require_columns

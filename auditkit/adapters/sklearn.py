@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from auditkit.adapters.base import ModelAdapter, Predictions, resolve_device
+from auditkit.adapters.base import ModelAdapter, resolve_device
 from auditkit.adapters.capabilities import FeatureAttributable
 from auditkit.config import DataConfig, ModelConfigBase, StrictModel
 from auditkit.data import AuditData, Split, label_text
 from auditkit.errors import AuditError
+from auditkit.predictions import Predictions
 from auditkit.progress import ProgressReporter
 
 MODEL_FILE = "model.skops"

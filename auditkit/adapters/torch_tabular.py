@@ -18,11 +18,12 @@ from safetensors.torch import load_file, save_file
 from scipy.special import softmax
 from torch.utils.data import TensorDataset
 
-from auditkit.adapters.base import ModelAdapter, Predictions, positive_probability
+from auditkit.adapters.base import ModelAdapter, positive_probability
 from auditkit.adapters.capabilities import Retrainable, RetrainRequest, TabularAttributable
 from auditkit.config import DataConfig, ModelConfigBase, StrictModel
 from auditkit.data import AuditData, Split
 from auditkit.errors import AuditError
+from auditkit.predictions import Predictions
 from auditkit.progress import ProgressReporter
 from auditkit.training import Trainable, TrainingData, fit, seed_everything
 

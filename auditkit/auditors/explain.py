@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 from scipy.special import softmax
 
-from auditkit.adapters.capabilities import Attributable, TokenAttributable
+from auditkit.adapters.capabilities import Attributable
 from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.errors import AuditError
@@ -18,7 +18,7 @@ from auditkit.explain.engines import EngineOptions, engine_for
 from auditkit.explain.faithfulness import faithfulness
 from auditkit.explain.sharded import EngineFactory, explain_sharded
 from auditkit.explain.views import ProtectedTerms, protected_shares, top_units, unmatched_terms
-from auditkit.ner.explain_audit import token_explain
+from auditkit.predictions import Predictions
 from auditkit.results import AuditorResult, MetricValue
 from auditkit.stats.intervals import bootstrap_means, percentile_interval
 
@@ -132,15 +132,11 @@ class ExplainAuditor(Auditor[ExplainSettings]):
     @classmethod
     def metric_ids(cls, settings: ExplainSettings, config: AuditConfigBase) -> set[str]:
         ids = {f"{cls.name}.{m}" for m in GATEABLE}
-        if config.data.task == "token-classification":
-            return ids
         return ids | {f"{cls.name}.protected_attribution_share[{f}]" for f in settings.protected_words}
 
     @classmethod
     def check_adapter(cls, settings: ExplainSettings, config: AuditConfigBase, adapter_cls: type) -> None:
         super().check_adapter(settings, config, adapter_cls)
-        if issubclass(adapter_cls, TokenAttributable):  # one word's tag per sentence: the token engine
-            return
         if engine_for(adapter_cls) is None:
             raise AuditError(
                 f"auditors.explain: no attribution engine is registered for adapter '{config.model.adapter}' "
@@ -161,9 +157,7 @@ class ExplainAuditor(Auditor[ExplainSettings]):
 
     def run(self, context: AuditContext) -> ExplainResult:
         s = self.settings
-        if isinstance(context.adapter, TokenAttributable):
-            return token_explain(context, s)  # type: ignore[return-value]
-        test, predictions = context.data.test, context.predictions("test")
+        test, predictions = context.data.test, context.predictions_of(Predictions)
         rng = np.random.default_rng(context.seed)
         chosen = self._choose(context, rng)
         adapter = context.adapter
@@ -203,7 +197,7 @@ class ExplainAuditor(Auditor[ExplainSettings]):
         return np.full_like(y_pred, names.index(target))
 
     def _choose(self, context: AuditContext, rng: np.random.Generator) -> np.ndarray:
-        test, predictions = context.data.test, context.predictions("test")
+        test, predictions = context.data.test, context.predictions_of(Predictions)
         groups = (
             test.frame[list(context.data.sensitive_features)].astype(str).agg("*".join, axis=1).to_numpy()
             if context.data.sensitive_features

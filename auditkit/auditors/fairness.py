@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -12,8 +12,7 @@ from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.data import Split
 from auditkit.errors import AuditError
-from auditkit.ner.fairness import NameProbe, check_probes, token_fairness
-from auditkit.ner.fairness import metric_ids as token_metric_ids
+from auditkit.predictions import Predictions, expect
 from auditkit.results import AuditorResult, MetricValue
 from auditkit.stats.groups import (
     DISPARITIES,
@@ -30,6 +29,18 @@ from auditkit.streaming.fairness import group_metrics_from_counts, with_binning_
 from auditkit.text_swaps import TextSwap
 
 COUNTERFACTUAL_METRICS = ("counterfactual_flip_rate", "counterfactual_mean_abs_score_change")
+
+
+class NameProbe(StrictModel):
+    """Templates with a person slot filled with names of demographic groups (Mishra, He & Belli 2020)."""
+
+    names: Path = Field(description="CSV of first names, relative to the config file.")
+    group_column: str = Field(description="Column of the names file that holds each name's group, e.g. sex.")
+    name_column: str = "name"
+    templates: Path | None = Field(None, description="Your own templates (one per line, one {name} word each).")
+    person_type: str = Field("person", description="The entity type the model uses for people, e.g. PER.")
+    min_names: int = Field(10, ge=1, description="Groups with fewer names are reported but not compared.")
+    n_templates: int | None = Field(None, ge=1, description="Use only the first N templates (cost: names x N).")
 
 
 class FairnessSettings(StrictModel):
@@ -188,13 +199,12 @@ class FairnessAuditor(Auditor[FairnessSettings]):
     name = "fairness"
     Settings = FairnessSettings
     reads_counts = True
+    refuses: ClassVar[dict[str, str]] = {
+        "name_probes": "name probes tag names in sentences, which needs data.task token-classification"
+    }
 
     @classmethod
     def metric_ids(cls, settings: FairnessSettings, config: AuditConfigBase) -> set[str]:
-        if config.data.task == "token-classification":
-            features = settings.features if settings.features is not None else list(config.data.sensitive_features)
-            ids = token_metric_ids(list(settings.name_probes), features, list(settings.counterfactual))
-            return {f"{cls.name}.{m}" for m in ids}
         ids = {f"{cls.name}.{m}[{slice_name(s)}]" for s in settings.slices(config) for m in DISPARITIES}
         if config.data.task == "multiclass":
             ids = {f"{cls.name}.accuracy_difference[{slice_name(s)}]" for s in settings.slices(config)}
@@ -210,20 +220,7 @@ class FairnessAuditor(Auditor[FairnessSettings]):
     @classmethod
     def check_config(cls, settings: FairnessSettings, config: AuditConfigBase) -> None:
         known = set(config.data.sensitive_features)
-        token_task = config.data.task == "token-classification"
-        if settings.name_probes and not token_task:
-            raise AuditError("auditors.fairness.name_probes: name probes need data.task token-classification")
-        if token_task and settings.intersections:
-            raise AuditError("auditors.fairness.intersections: not supported for token-classification yet")
-        if token_task and (settings.features or []) and not known:
-            raise AuditError("auditors.fairness.features: data.sensitive_features is empty")
-        if token_task and not (known or settings.name_probes or settings.counterfactual):
-            raise AuditError(
-                "auditors.fairness: nothing to check; add name_probes, counterfactual or data.sensitive_features"
-            )
-        if token_task and config.config_path is not None:
-            check_probes(settings.name_probes, Path(config.config_path).parent)
-        if not known and not token_task:
+        if not known:
             raise AuditError("auditors.fairness: data.sensitive_features is empty; name at least one")
         for key, features in (
             ("features", settings.features or []),
@@ -235,13 +232,11 @@ class FairnessAuditor(Auditor[FairnessSettings]):
             if len(set(features)) < len(features):
                 twice = next(f for f in features if features.count(f) > 1)
                 raise AuditError(f"auditors.fairness.{key}: '{twice}' is named twice")
-        if settings.counterfactual and config.data.text is None and not token_task:
+        if settings.counterfactual and config.data.text is None:
             raise AuditError("auditors.fairness.counterfactual: swaps edit text; the data section defines no text")
 
     def run(self, context: AuditContext) -> FairnessResult:
         s = self.settings
-        if context.config.data.task == "token-classification":
-            return token_fairness(context, s)  # type: ignore[return-value]
         p = context.predictions("test")
         rng = np.random.default_rng(context.seed)
         slices = s.slices(context.config)
@@ -290,7 +285,7 @@ class FairnessAuditor(Auditor[FairnessSettings]):
         )
 
     def _swap(self, context: AuditContext, swap: TextSwap, rng: np.random.Generator) -> SwapResult:
-        test, base = context.data.test, context.predictions("test")
+        test, base = context.data.test, context.predictions_of(Predictions)
         edited = [swap.apply(t) for t in test.texts or []]
         changed = np.flatnonzero([a != b for a, b in zip(test.texts or [], edited, strict=True)])
         if len(changed) == 0:
@@ -303,7 +298,7 @@ class FairnessAuditor(Auditor[FairnessSettings]):
                 reason="the swap changed no test text",
             )
         subset = Split(test.name, test.frame.iloc[changed], test.y[changed], [edited[i] for i in changed], test.classes)
-        edited_p = context.adapter.predict(subset, context.progress)
+        edited_p = expect(Predictions, context.adapter.predict(subset, context.progress), "counterfactual")
         if base.n_classes > 2:  # multiclass: a flip changes the predicted class; the score is that class's
             before = base.y_pred[changed]
             flips = (edited_p.y_pred != before).astype(float)

@@ -13,9 +13,7 @@ from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.auditors.performance_multiclass import MulticlassPerformanceResult, multiclass_performance
 from auditkit.auditors.performance_multiclass import metric_ids as multiclass_metric_ids
 from auditkit.config import AuditConfigBase, StrictModel
-from auditkit.ner.performance import token_performance
-from auditkit.ner.predictions import TokenPredictions
-from auditkit.predictions import Predictions
+from auditkit.predictions import Predictions, expect
 from auditkit.results import AuditorResult, MetricValue
 from auditkit.stats.cells import PRED, CellTable, Confusion, Y
 from auditkit.stats.intervals import delong_auc, percentile_interval
@@ -160,11 +158,6 @@ class PerformanceAuditor(Auditor[PerformanceSettings]):
 
     @classmethod
     def metric_ids(cls, settings: PerformanceSettings, config: AuditConfigBase) -> set[str]:
-        if config.data.task == "token-classification":
-            from auditkit.ner.data import entity_types_of
-            from auditkit.ner.performance import metric_ids
-
-            return {f"{cls.name}.{m}" for m in metric_ids(entity_types_of(config.data))}
         if config.data.task == "multiclass":
             return multiclass_metric_ids(cls.name, config.data.classes)
         return {f"{cls.name}.{m}" for m in GATEABLE}
@@ -183,15 +176,13 @@ class PerformanceAuditor(Auditor[PerformanceSettings]):
 
     def run(self, context: AuditContext) -> PerformanceResult | MulticlassPerformanceResult:
         p = context.predictions("test")
-        if isinstance(p, TokenPredictions):
-            s = self.settings
-            return token_performance(p, n_boot=s.n_boot, confidence=s.confidence, seed=context.seed)  # type: ignore[return-value]
         if isinstance(p, CountedPredictions):  # a streamed audit: the same numbers from counts, AUC binned
             s = self.settings
             counted = performance_from_counts(p, s.n_boot, s.confidence, np.random.default_rng(context.seed))
             if why := constant_reason(_predicted(counted["confusion_matrix"])):
                 withhold(counted["metrics"], counted["ci"], LABEL_METRICS, why)
             return PerformanceResult(**counted, calibration=[])
+        p = expect(Predictions, p, "auditors.performance")
         if p.n_classes > 2:
             rng = np.random.default_rng(context.seed)
             result = multiclass_performance(p, self.settings.n_boot, self.settings.confidence, rng)

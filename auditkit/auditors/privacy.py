@@ -14,15 +14,13 @@ import numpy as np
 from pydantic import Field, field_validator
 from torch.utils.data import ConcatDataset
 
-from auditkit.adapters.capabilities import Retrainable, RetrainRequest, TokenRetrainable
+from auditkit.adapters.capabilities import Retrainable, RetrainRequest
 from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.auditors.performance import headline_metrics
 from auditkit.auditors.performance_multiclass import multiclass_headline
 from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.errors import AuditError
-from auditkit.ner.privacy_audit import metric_ids as token_metric_ids
-from auditkit.ner.privacy_audit import token_privacy
-from auditkit.predictions import Predictions
+from auditkit.predictions import Predictions, expect
 from auditkit.privacy.mia import AttackResult, balanced, cross_entropy, loss_attack
 from auditkit.privacy.plan import RunSpec, plan_runs
 from auditkit.privacy.selection import constant_reason, degenerate_reason, subset, validation_split
@@ -150,8 +148,6 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
 
     @classmethod
     def metric_ids(cls, settings: PrivacySettings, config: AuditConfigBase) -> set[str]:
-        if config.data.task == "token-classification":
-            return {f"{cls.name}.{m}" for m in token_metric_ids(settings.epsilons, _probes(config))}
         ids = {f"{cls.name}.mia_auc[audited]", f"{cls.name}.epsilon_lower_bound[audited]"}
         for spec in settings.runs():
             tag = spec.tag
@@ -163,21 +159,12 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
 
     @classmethod
     def check_adapter(cls, settings: PrivacySettings, config: AuditConfigBase, adapter_cls: type) -> None:
-        if issubclass(adapter_cls, TokenRetrainable):  # token classifiers: DP heads on word features
-            if isinstance(settings.epochs, list) or isinstance(settings.learning_rate, list) or settings.sweep:
-                raise AuditError(
-                    "auditors.privacy: token-classification runs take one epochs and one learning_rate value "
-                    "and no sweep (the validation grid is not implemented for them)"
-                )
-            return
         super().check_adapter(settings, config, adapter_cls)
         settings.grid()
         adapter_cls.check_retrain(config.model, request(settings, config.seed))
 
     def run(self, context: AuditContext) -> PrivacyResult:
         s, data = self.settings, context.data
-        if isinstance(context.adapter, TokenRetrainable):
-            return token_privacy(context, s)  # type: ignore[return-value]
         whole = self._trainable(context)
         fit_rows, val_rows = validation_split(data.train.y, s.validation_share, context.seed)
         trainable = Trainable(whole.fresh, subset(whole.train, fit_rows), whole.test, whole.description)
@@ -195,7 +182,7 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
         # Every run trains as an executor task, then every LiRA shadow (a Ray cluster runs them at once).
         non_private, *runs = study.run_all([reference_spec, *s.runs()], delta, rng)
         # The audited model scores only the sampled members: no need to score the whole training split.
-        test_p = context.predictions("test")
+        test_p = context.predictions_of(Predictions)
         if test_p.n_classes > 2:
             audited_metrics = multiclass_headline(test_p.y_true, test_p.y_pred, test_p.n_classes)
         else:
@@ -203,7 +190,8 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
         audited_degenerate = degenerate_reason(test_p.y_true, test_p.y_pred, s.n_boot, rng)
         audited: dict[str, AttackResult] = {}
         if constant_reason(test_p.y_pred) is None:  # a model at chance level can still memorise: attack it
-            train_p = context.adapter.predict(data.train.subset(fit_rows[members]), context.progress)
+            members_p = context.adapter.predict(data.train.subset(fit_rows[members]), context.progress)
+            train_p = expect(Predictions, members_p, "auditors.privacy")
             audited["mia"] = loss_attack(
                 cross_entropy(_probability_of_label(train_p)),
                 cross_entropy(_probability_of_label(test_p))[nonmembers],
@@ -244,9 +232,3 @@ def request(settings: PrivacySettings, seed: int) -> RetrainRequest:
 
 def _probability_of_label(p: Predictions) -> np.ndarray:
     return p.probabilities[np.arange(len(p)), p.y_true]
-
-
-def _probes(config: AuditConfigBase) -> list[str]:
-    """The fairness auditor's name probes: token DP runs are probed with them (the fairness cost of privacy)."""
-    fairness = getattr(config.auditors, "fairness", None)
-    return list(fairness.name_probes) if fairness is not None else []

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import Field
 
-from auditkit.config import StrictModel
+from auditkit.adapters.capabilities import Tagger
+from auditkit.auditors.fairness import NameProbe
 from auditkit.ner.metrics import count_entities, entity_report, micro_f1_replicates
 from auditkit.ner.predictions import TokenPredictions
 from auditkit.ner.probe import ProbeSet, load_names, load_templates, probe_report, recognised
@@ -19,19 +19,10 @@ from auditkit.results import AuditorResult, MetricValue
 from auditkit.stats.intervals import bootstrap_means, percentile_interval
 from auditkit.text_swaps import TextSwap
 
-Tagger = Callable[[list[list[str]]], list[list[str]]]  # sentences of words -> IOB2 tags
+if TYPE_CHECKING:
+    from auditkit.auditors.base import AuditContext
 
-
-class NameProbe(StrictModel):
-    """Templates with a person slot filled with names of demographic groups (Mishra, He & Belli 2020)."""
-
-    names: Path = Field(description="CSV of first names, relative to the config file.")
-    group_column: str = Field(description="Column of the names file that holds each name's group, e.g. sex.")
-    name_column: str = "name"
-    templates: Path | None = Field(None, description="Your own templates (one per line, one {name} word each).")
-    person_type: str = Field("person", description="The entity type the model uses for people, e.g. PER.")
-    min_names: int = Field(10, ge=1, description="Groups with fewer names are reported but not compared.")
-    n_templates: int | None = Field(None, ge=1, description="Use only the first N templates (cost: names x N).")
+TagFn = Callable[[list[list[str]]], list[list[str]]]  # sentences of words -> IOB2 tags
 
 
 class TokenFairnessResult(AuditorResult):
@@ -85,9 +76,7 @@ def score_probe(
     return report, hits
 
 
-def run_probe(
-    probe: NameProbe, base: Path, tag: Tagger, *, n_boot: int, confidence: float, seed: int
-) -> dict[str, Any]:
+def run_probe(probe: NameProbe, base: Path, tag: TagFn, *, n_boot: int, confidence: float, seed: int) -> dict[str, Any]:
     """Fill every template with every name, tag the sentences, and report recall per group."""
     probe_set = build_probe(probe, base)
     return score_probe(probe, probe_set, tag(probe_set.sentences), n_boot=n_boot, confidence=confidence, seed=seed)[0]
@@ -149,7 +138,7 @@ def swap_words(words: list[str], swap: TextSwap) -> list[str]:
 
 
 def counterfactual(
-    p: TokenPredictions, swap: TextSwap, tag: Tagger, *, n_boot: int, confidence: float, seed: int
+    p: TokenPredictions, swap: TextSwap, tag: TagFn, *, n_boot: int, confidence: float, seed: int
 ) -> dict[str, Any]:
     """Share of the sentences the swap edits whose predicted entities (span and type) change."""
     edited = [(i, swap_words(words, swap)) for i, words in enumerate(p.tokens)]
@@ -199,10 +188,9 @@ def counterfactual(
     }
 
 
-def token_fairness(context: Any, settings: Any) -> TokenFairnessResult:
+def token_fairness(context: AuditContext, p: TokenPredictions, tagger: Tagger, settings: Any) -> TokenFairnessResult:
     """The fairness auditor on a token classifier: name probes, entity F1 per sentence group, word swaps."""
-    p: TokenPredictions = context.predictions("test")
-    tag = _memo(context.adapter.tag)
+    tag = _memo(tagger.tag)
     base = Path(context.config.config_path).parent
     common = {"n_boot": settings.n_boot, "confidence": settings.confidence}
     probes = {

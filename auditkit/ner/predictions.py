@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 
 from auditkit.ner.tags import spans
+from auditkit.predictions import BasePredictions
 
 
 @dataclass(frozen=True)
-class TokenPredictions:
+class TokenPredictions(BasePredictions):
     """Gold and predicted IOB2 tags per word, and the probability of each predicted tag."""
 
     ids: np.ndarray  # sentence ids

@@ -21,6 +21,7 @@ import pyarrow.dataset as ds
 from auditkit.data import label_text
 from auditkit.errors import AuditError
 from auditkit.execution.base import Executor, InProcessExecutor
+from auditkit.predictions import BasePredictions
 from auditkit.stats.cells import PRED, CellTable, Y
 from auditkit.streaming.source import open_dataset, require_columns
 
@@ -121,7 +122,7 @@ class PredictionCounts:
 
 
 @dataclass(frozen=True)
-class CountedPredictions:
+class CountedPredictions(BasePredictions):
     """What a count-capable adapter gives for a streamed split instead of rows: the counts of every
     (group of all sensitive features, label, prediction) cell and the score histograms. The
     performance and fairness auditors compute from these; nothing else needs the rows."""

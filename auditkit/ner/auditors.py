@@ -1,0 +1,172 @@
+"""The four auditors' implementations for ``data.task: token-classification``.
+
+Each shares its auditor's name and ``Settings`` with the classification implementation (so a setting
+means the same on both) and is registered in the ``auditkit.auditors`` entry-point group as
+``<auditor>.tokens``; ``refuses`` names the settings the token path cannot honour, which ``validate``
+rejects instead of ignoring them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from auditkit.adapters.capabilities import Tagger, TokenAttributable, TokenRetrainable
+from auditkit.auditors.base import AuditContext, Auditor
+from auditkit.auditors.explain import ExplainSettings
+from auditkit.auditors.fairness import FairnessSettings
+from auditkit.auditors.performance import PerformanceSettings
+from auditkit.auditors.privacy import PrivacySettings
+from auditkit.config import AuditConfigBase
+from auditkit.errors import AuditError
+from auditkit.ner.data import entity_types_of
+from auditkit.ner.explain_audit import TokenExplainResult, token_explain
+from auditkit.ner.fairness import TokenFairnessResult, check_probes, token_fairness
+from auditkit.ner.fairness import metric_ids as fairness_ids
+from auditkit.ner.performance import TokenPerformanceResult, token_performance
+from auditkit.ner.performance import metric_ids as performance_ids
+from auditkit.ner.predictions import TokenPredictions
+from auditkit.ner.privacy_audit import TokenPrivacyResult, token_privacy
+from auditkit.ner.privacy_audit import metric_ids as privacy_ids
+
+TOKENS = ("token-classification",)
+
+
+class TokenPerformanceAuditor(Auditor[PerformanceSettings]):
+    """Strict entity precision, recall and F1 per type, micro and macro, with sentence-bootstrap intervals."""
+
+    name = "performance"
+    Settings = PerformanceSettings
+    tasks = TOKENS
+    refuses: ClassVar[dict[str, str]] = {
+        "calibration_bins": "a tagger's calibration per word is not computed",
+    }
+
+    @classmethod
+    def metric_ids(cls, settings: PerformanceSettings, config: AuditConfigBase) -> set[str]:
+        return {f"{cls.name}.{m}" for m in performance_ids(entity_types_of(config.data))}
+
+    def run(self, context: AuditContext) -> TokenPerformanceResult:
+        p = context.predictions_of(TokenPredictions)
+        s = self.settings
+        return token_performance(p, n_boot=s.n_boot, confidence=s.confidence, seed=context.seed)
+
+
+class TokenFairnessAuditor(Auditor[FairnessSettings]):
+    """Name probes, entity F1 per group of sentences, and word swaps."""
+
+    name = "fairness"
+    Settings = FairnessSettings
+    tasks = TOKENS
+    requires = Tagger
+    refuses: ClassVar[dict[str, str]] = {
+        "intersections": "entity F1 is compared per sentence feature, not per intersection",
+        "method": "token groups are compared between groups only",
+        "min_class_size": "entity F1 has no per-class counts to bound",
+        "small_groups": "groups below min_group_size are left out of the token comparison",
+    }
+
+    @classmethod
+    def metric_ids(cls, settings: FairnessSettings, config: AuditConfigBase) -> set[str]:
+        features = settings.features if settings.features is not None else list(config.data.sensitive_features)
+        ids = fairness_ids(list(settings.name_probes), features, list(settings.counterfactual))
+        return {f"{cls.name}.{m}" for m in ids}
+
+    @classmethod
+    def check_config(cls, settings: FairnessSettings, config: AuditConfigBase) -> None:
+        known = set(config.data.sensitive_features)
+        if (settings.features or []) and not known:
+            raise AuditError("auditors.fairness.features: data.sensitive_features is empty")
+        for feature in settings.features or []:
+            if feature not in known:
+                raise AuditError(f"auditors.fairness.features: '{feature}' is not in data.sensitive_features")
+        if not (known or settings.name_probes or settings.counterfactual):
+            raise AuditError(
+                "auditors.fairness: nothing to check; add name_probes, counterfactual or data.sensitive_features"
+            )
+        if config.config_path is not None:
+            check_probes(settings.name_probes, Path(config.config_path).parent)
+
+    def run(self, context: AuditContext) -> TokenFairnessResult:
+        p = context.predictions_of(TokenPredictions)
+        if not isinstance(context.adapter, Tagger):  # validate refuses this; a Python caller may still get here
+            raise AuditError(f"auditors.fairness: adapter {type(context.adapter).__name__} cannot tag sentences")
+        return token_fairness(context, p, context.adapter, self.settings)
+
+
+class TokenExplainAuditor(Auditor[ExplainSettings]):
+    """Integrated gradients of one word's tag per sentence onto the sentence's words."""
+
+    name = "explain"
+    Settings = ExplainSettings
+    tasks = TOKENS
+    requires = TokenAttributable
+    refuses: ClassVar[dict[str, str]] = {
+        "ids": "the token path explains one sampled word per sentence",
+        "target": "the token path explains the predicted tag",
+        "protected_words": "the protected-word share is not computed for token explanations",
+        "min_count": "context words are not filtered by count on the token path",
+        "n_boot": "context-word means have no intervals on the token path",
+    }
+
+    @classmethod
+    def metric_ids(cls, settings: ExplainSettings, config: AuditConfigBase) -> set[str]:
+        return {f"{cls.name}.{m}" for m in ("relative_delta_share_above_tolerance", *FAITHFULNESS)}
+
+    def run(self, context: AuditContext) -> TokenExplainResult:
+        if not isinstance(context.adapter, TokenAttributable):  # validate refuses this
+            raise AuditError(f"auditors.explain: adapter {type(context.adapter).__name__} cannot attribute tags")
+        return token_explain(context, self.settings)
+
+
+FAITHFULNESS = ("comprehensiveness_aopc", "sufficiency_aopc")
+
+
+class TokenPrivacyAuditor(Auditor[PrivacySettings]):
+    """Token-classification heads trained with DP-SGD at each epsilon, and sentence-level membership inference."""
+
+    name = "privacy"
+    Settings = PrivacySettings
+    tasks = TOKENS
+    requires = TokenRetrainable
+    refuses: ClassVar[dict[str, str]] = {
+        key: "token DP runs train one linear head on frozen word features"
+        for key in (
+            "sweep",
+            "run_kind",
+            "lora_rank",
+            "train_top_layers",
+            "pooling",
+            "cache_activations",
+            "grad_sample_mode",
+            "max_physical_batch_size",
+        )
+    } | {
+        "validation_share": "token DP runs take one learning rate and epochs, chosen by no validation carve-out",
+        "threshold": "a tagger takes each word's most probable tag",
+        "lira_shadows": "token runs are attacked by the loss threshold only",
+        "min_group_size": "token runs are compared on the name probes, whose groups have min_names",
+    }
+
+    @classmethod
+    def metric_ids(cls, settings: PrivacySettings, config: AuditConfigBase) -> set[str]:
+        return {f"{cls.name}.{m}" for m in privacy_ids(settings.epsilons, _probes(config))}
+
+    @classmethod
+    def check_config(cls, settings: PrivacySettings, config: AuditConfigBase) -> None:
+        if isinstance(settings.epochs, list) or isinstance(settings.learning_rate, list):
+            raise AuditError(
+                f"auditors.privacy: token-classification runs take one epochs and one learning_rate value, "
+                f"not a grid, for task {config.data.task}"
+            )
+
+    def run(self, context: AuditContext) -> TokenPrivacyResult:
+        if not isinstance(context.adapter, TokenRetrainable):  # validate refuses this
+            raise AuditError(f"auditors.privacy: adapter {type(context.adapter).__name__} cannot be retrained")
+        return token_privacy(context, self.settings)
+
+
+def _probes(config: AuditConfigBase) -> list[str]:
+    """The fairness auditor's name probes: token DP runs are probed with them (the fairness cost of privacy)."""
+    fairness = getattr(config.auditors, "fairness", None)
+    return list(fairness.name_probes) if fairness is not None else []
