@@ -11,6 +11,7 @@ from auditkit.config import GateConfig
 from auditkit.gates import evaluate_gates
 from auditkit.ner.fairness import NameProbe, TokenFairnessResult, counterfactual, entity_f1_by_group, run_probe
 from auditkit.ner.predictions import TokenPredictions
+from auditkit.stats.groups import GroupRules
 from auditkit.text_swaps import TextSwap
 from tests.conftest import ROOT
 
@@ -39,7 +40,8 @@ def test_entity_f1_per_group_equals_seqeval_on_each_group():
         pred.append(["O", "O", "B-LOC", "I-LOC"] if miss else list(g))
         groups.append(group)
     p = predictions(gold, pred)
-    by_group, disparity = entity_f1_by_group(p, groups, n_boot=300, confidence=0.95, seed=0, min_sentences=30)
+    rules = GroupRules(min_group_size=30, min_class_size=10, n_boot=300)
+    by_group, disparity = entity_f1_by_group(p, groups, rules, seed=0)
     for group in ("x", "y"):
         idx = [i for i, g in enumerate(groups) if g == group]
         expected = f1_score([gold[i] for i in idx], [pred[i] for i in idx], mode="strict", scheme=IOB2)
@@ -47,11 +49,34 @@ def test_entity_f1_per_group_equals_seqeval_on_each_group():
     assert disparity["entity_f1_difference"] == pytest.approx(by_group["x"]["entity_f1"] - by_group["y"]["entity_f1"])
     low, high = disparity["ci"]["entity_f1_ratio"]
     assert low <= disparity["entity_f1_ratio"] <= high
+    # to_overall compares each group with every sentence pooled: a smaller largest gap than between groups
+    _, pooled = entity_f1_by_group(p, groups, GroupRules(30, 10, "to_overall", 0.95, 300), seed=0)
+    overall = f1_score(gold, pred, mode="strict", scheme=IOB2)
+    worst = max(abs(by_group[g]["entity_f1"] - overall) for g in ("x", "y"))
+    assert pooled["entity_f1_difference"] == pytest.approx(worst)
+    assert pooled["entity_f1_difference"] < disparity["entity_f1_difference"]
+
+
+def test_a_group_with_few_gold_entities_is_left_out_and_the_gate_undecided():
+    gold = [["B-PER", "O"]] * 60 + [["O", "O"]] * 38 + [["B-PER", "O"]] * 2
+    pred = [["B-PER", "O"]] * 40 + [["O", "O"]] * 20 + [["O", "O"]] * 38 + [["B-PER", "O"]] * 2
+    groups = ["a"] * 30 + ["b"] * 30 + ["c"] * 40
+    rules = GroupRules(min_group_size=20, min_class_size=5, n_boot=200)
+    by_group, disparity = entity_f1_by_group(predictions(gold, pred), groups, rules, seed=0)
+    assert by_group["c"]["status"] == "insufficient" and "2 gold entities" in by_group["c"]["insufficient"]
+    assert disparity["groups_compared"] == ["a", "b"]
+    for small_groups, undecided in (("inconclusive", True), ("exclude", False)):
+        result = TokenFairnessResult(
+            confidence=0.95, n_boot=200, small_groups=small_groups, name_probe={}, counterfactual={},
+            by_group={"origin": by_group}, disparities={"origin": disparity},
+        )  # fmt: skip
+        value = result.metric_values()["entity_f1_ratio[origin]"]
+        assert value.left_out == ("c",) and value.undecided is undecided and "2 gold entities" in value.reason
 
 
 def test_small_groups_make_the_disparity_null():
     p = predictions([["B-PER"]] * 10, [["B-PER"]] * 10)
-    _, disparity = entity_f1_by_group(p, ["a"] * 5 + ["b"] * 5, n_boot=50, confidence=0.95, seed=0, min_sentences=30)
+    _, disparity = entity_f1_by_group(p, ["a"] * 5 + ["b"] * 5, GroupRules(min_group_size=30, n_boot=50), seed=0)
     assert disparity["entity_f1_ratio"] is None and disparity["entity_f1_ratio_reason"]
 
 

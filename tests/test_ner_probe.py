@@ -70,9 +70,9 @@ def fake_tagger(probe: ProbeSet, miss: set[str], person: str = "person") -> list
 
 def test_probe_recall_ratio_and_intervals():
     templates = load_templates()[:10]
-    names = [f"A{i}" for i in range(20)] + [f"B{i}" for i in range(20)]
-    probe = ProbeSet(templates, names, ["a"] * 20 + ["b"] * 20)
-    hits = recognised(probe, fake_tagger(probe, {f"B{i}" for i in range(10)}), "person")
+    names = [f"A{i}" for i in range(40)] + [f"B{i}" for i in range(40)]
+    probe = ProbeSet(templates, names, ["a"] * 40 + ["b"] * 40)
+    hits = recognised(probe, fake_tagger(probe, {f"B{i}" for i in range(20)}), "person")
     report = probe_report(probe, hits, n_boot=1000, confidence=0.95, seed=0, min_names=10)
     assert report["by_group"]["a"]["recall"] == 1.0
     assert report["by_group"]["b"]["recall"] == 0.5
@@ -82,6 +82,14 @@ def test_probe_recall_ratio_and_intervals():
     assert low < 0.5 < high
     low, high = report["disparity"]["ci"]["name_recall_ratio"]
     assert low <= 0.5 <= high and high < 0.8  # clearly under the four-fifths line
+    # The classification disparities' simultaneous interval: the range of lowest / highest over the box.
+    from auditkit.ner.probe import group_draws
+    from auditkit.stats.groups import GroupRules, group_disparity
+
+    per_name, draws = group_draws(probe, hits, 1000, 0)
+    values = np.vstack([[1.0, 0.5], np.column_stack([draws["a"], draws["b"]])])
+    same = group_disparity(values, values.mean(axis=1, keepdims=True), "ratio", [0, 1], GroupRules(n_boot=1000))
+    assert same.ci is not None and tuple(report["disparity"]["ci"]["name_recall_ratio"]) == same.ci
     assert report["by_group"]["b"]["lowest_names"][0]["recall"] == 0.0
 
 

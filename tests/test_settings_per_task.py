@@ -86,7 +86,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
 def token_folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("settings_tokens")
     make_tiny_token_bert(folder / "base", vocabulary_texts(), TAGS)
-    write_jsonl(folder / "data.jsonl", make_sentences(120, seed=0))
+    rows = [row | {"parity": str(i % 2)} for i, row in enumerate(make_sentences(120, seed=0))]
+    write_jsonl(folder / "data.jsonl", rows)
     rows = "".join(f"{a},a\n{b},b\n" for a, b in zip(GROUP_A, GROUP_B, strict=True))
     (folder / "names.csv").write_text("name,origin\n" + rows, encoding="utf-8")
     return folder
@@ -97,7 +98,7 @@ def token_config(auditors: dict[str, Any]) -> dict[str, Any]:
         "name": "settings_tokens",
         "seed": 0,
         "data": {"task": "token-classification", "path": "data.jsonl", "id_column": "sid"}
-        | {"sensitive_features": ["origin"], "split": {"test_size": 0.3}},
+        | {"sensitive_features": ["origin", "parity"], "split": {"test_size": 0.3}},
         "model": {"adapter": "hf-token", "path": "base", "max_length": 32, "batch_size": 32},
         "auditors": auditors,
     }
@@ -107,7 +108,9 @@ def _for_task(name: str, key: str, task: str) -> Any:
     """The sample value, adjusted to the task's data (token data has 'origin', not 'sex')."""
     value = copy.deepcopy(SAMPLES[name][key])
     if task == "token-classification" and name in ("fairness", "explain"):
-        value = {"features": ["origin"], "protected_words": PROTECTED}.get(key, value)
+        value = {"features": ["origin"], "intersections": [["origin", "parity"]], "protected_words": PROTECTED}.get(
+            key, value
+        )
     return value
 
 

@@ -193,6 +193,20 @@ def worst_slices(disparities: dict[str, dict[str, Any]]) -> dict[str, dict[str, 
     return out
 
 
+def check_slices(settings: FairnessSettings, known: set[str]) -> None:
+    """Every feature and intersection names sensitive features, each once."""
+    for key, features in (
+        ("features", settings.features or []),
+        *((f"intersections[{i}]", s) for i, s in enumerate(settings.intersections)),
+    ):
+        for feature in features:
+            if feature not in known:
+                raise AuditError(f"auditors.fairness.{key}: '{feature}' is not in data.sensitive_features")
+        if len(set(features)) < len(features):
+            twice = next(f for f in features if features.count(f) > 1)
+            raise AuditError(f"auditors.fairness.{key}: '{twice}' is named twice")
+
+
 class FairnessAuditor(Auditor[FairnessSettings]):
     """Group metrics across sensitive features and intersections, with intervals and swap tests."""
 
@@ -222,16 +236,7 @@ class FairnessAuditor(Auditor[FairnessSettings]):
         known = set(config.data.sensitive_features)
         if not known:
             raise AuditError("auditors.fairness: data.sensitive_features is empty; name at least one")
-        for key, features in (
-            ("features", settings.features or []),
-            *((f"intersections[{i}]", s) for i, s in enumerate(settings.intersections)),
-        ):
-            for feature in features:
-                if feature not in known:
-                    raise AuditError(f"auditors.fairness.{key}: '{feature}' is not in data.sensitive_features")
-            if len(set(features)) < len(features):
-                twice = next(f for f in features if features.count(f) > 1)
-                raise AuditError(f"auditors.fairness.{key}: '{twice}' is named twice")
+        check_slices(settings, known)
         if settings.counterfactual and config.data.text is None:
             raise AuditError("auditors.fairness.counterfactual: swaps edit text; the data section defines no text")
 

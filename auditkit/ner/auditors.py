@@ -14,7 +14,7 @@ from typing import ClassVar
 from auditkit.adapters.capabilities import Tagger, TokenAttributable, TokenRetrainable
 from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.auditors.explain import ExplainSettings
-from auditkit.auditors.fairness import FairnessSettings
+from auditkit.auditors.fairness import FairnessSettings, check_slices
 from auditkit.auditors.performance import PerformanceSettings
 from auditkit.auditors.privacy import PrivacySettings
 from auditkit.config import AuditConfigBase
@@ -28,6 +28,7 @@ from auditkit.ner.performance import metric_ids as performance_ids
 from auditkit.ner.predictions import TokenPredictions
 from auditkit.ner.privacy_audit import TokenPrivacyResult, token_privacy
 from auditkit.ner.privacy_audit import metric_ids as privacy_ids
+from auditkit.stats.groups import slice_name
 
 TOKENS = ("token-classification",)
 
@@ -59,27 +60,19 @@ class TokenFairnessAuditor(Auditor[FairnessSettings]):
     Settings = FairnessSettings
     tasks = TOKENS
     requires = Tagger
-    refuses: ClassVar[dict[str, str]] = {
-        "intersections": "entity F1 is compared per sentence feature, not per intersection",
-        "method": "token groups are compared between groups only",
-        "min_class_size": "entity F1 has no per-class counts to bound",
-        "small_groups": "groups below min_group_size are left out of the token comparison",
-    }
 
     @classmethod
     def metric_ids(cls, settings: FairnessSettings, config: AuditConfigBase) -> set[str]:
-        features = settings.features if settings.features is not None else list(config.data.sensitive_features)
-        ids = fairness_ids(list(settings.name_probes), features, list(settings.counterfactual))
+        slices = [slice_name(s) for s in settings.slices(config)]
+        ids = fairness_ids(list(settings.name_probes), slices, list(settings.counterfactual))
         return {f"{cls.name}.{m}" for m in ids}
 
     @classmethod
     def check_config(cls, settings: FairnessSettings, config: AuditConfigBase) -> None:
         known = set(config.data.sensitive_features)
-        if (settings.features or []) and not known:
+        if (settings.features or settings.intersections) and not known:
             raise AuditError("auditors.fairness.features: data.sensitive_features is empty")
-        for feature in settings.features or []:
-            if feature not in known:
-                raise AuditError(f"auditors.fairness.features: '{feature}' is not in data.sensitive_features")
+        check_slices(settings, known)
         if not (known or settings.name_probes or settings.counterfactual):
             raise AuditError(
                 "auditors.fairness: nothing to check; add name_probes, counterfactual or data.sensitive_features"

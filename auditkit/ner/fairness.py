@@ -11,11 +11,12 @@ import numpy as np
 
 from auditkit.adapters.capabilities import Tagger
 from auditkit.auditors.fairness import NameProbe
-from auditkit.ner.metrics import count_entities, entity_report, micro_f1_replicates
+from auditkit.ner.metrics import EntityCounts, count_entities, rates
 from auditkit.ner.predictions import TokenPredictions
 from auditkit.ner.probe import ProbeSet, load_names, load_templates, probe_report, recognised
 from auditkit.ner.tags import spans
 from auditkit.results import AuditorResult, MetricValue
+from auditkit.stats.groups import Estimate, GroupRules, group_disparity, slice_name
 from auditkit.stats.intervals import bootstrap_means, percentile_interval
 from auditkit.text_swaps import TextSwap
 
@@ -29,6 +30,7 @@ class TokenFairnessResult(AuditorResult):
     task: str = "token-classification"
     confidence: float
     n_boot: int
+    small_groups: str = "inconclusive"
     name_probe: dict[str, dict[str, Any]]
     by_group: dict[str, dict[str, dict[str, Any]]]
     disparities: dict[str, dict[str, Any]]
@@ -37,15 +39,28 @@ class TokenFairnessResult(AuditorResult):
     def metric_values(self) -> dict[str, MetricValue]:
         out = {}
         for probe, report in self.name_probe.items():
-            d = report["disparity"]
             for key in ("name_recall_ratio", "name_recall_difference"):
-                out[f"{key}[{probe}]"] = block_value(d, key)
+                out[f"{key}[{probe}]"] = self._compared(report["disparity"], report["by_group"], key)
         for feature, d in self.disparities.items():
             for key in ("entity_f1_ratio", "entity_f1_difference"):
-                out[f"{key}[{feature}]"] = block_value(d, key)
+                out[f"{key}[{feature}]"] = self._compared(d, self.by_group[feature], key)
         for name, swap in self.counterfactual.items():
             out[f"counterfactual_flip_rate[{name}]"] = block_value(swap, "flip_rate")
         return out
+
+    def _compared(self, block: dict[str, Any], groups: dict[str, Any], key: str) -> MetricValue:
+        """A disparity over the groups it compared; groups left out as too small make it undecided unless
+        ``small_groups: exclude``, as on the classification path."""
+        value = block_value(block, key)
+        left_out = tuple(g for g in groups if g not in block.get("groups_compared", []))
+        if not left_out or value.value is None:
+            return value
+        why = ", ".join(f"'{g}' ({groups[g].get('insufficient', 'left out')})" for g in left_out)
+        undecided = self.small_groups == "inconclusive"
+        reason = f"compares {len(groups) - len(left_out)} of {len(groups)} groups; left out as too small: {why}"
+        if undecided:
+            reason += "; set auditors.fairness.small_groups: exclude to gate on the groups compared"
+        return MetricValue(value.value, value.ci, reason, left_out, undecided)
 
 
 def block_value(block: dict[str, Any], key: str) -> MetricValue:
@@ -53,9 +68,9 @@ def block_value(block: dict[str, Any], key: str) -> MetricValue:
     return MetricValue(block.get(key), tuple(ci) if ci else None, block.get(f"{key}_reason"))
 
 
-def metric_ids(probes: list[str], features: list[str], swaps: list[str]) -> set[str]:
+def metric_ids(probes: list[str], slices: list[str], swaps: list[str]) -> set[str]:
     ids = {f"{k}[{p}]" for p in probes for k in ("name_recall_ratio", "name_recall_difference")}
-    ids |= {f"{k}[{f}]" for f in features for k in ("entity_f1_ratio", "entity_f1_difference")}
+    ids |= {f"{k}[{s}]" for s in slices for k in ("entity_f1_ratio", "entity_f1_difference")}
     return ids | {f"counterfactual_flip_rate[{s}]" for s in swaps}
 
 
@@ -67,69 +82,106 @@ def build_probe(probe: NameProbe, base: Path) -> ProbeSet:
 
 
 def score_probe(
-    probe: NameProbe, probe_set: ProbeSet, tags: list[list[str]], *, n_boot: int, confidence: float, seed: int
+    probe: NameProbe,
+    probe_set: ProbeSet,
+    tags: list[list[str]],
+    *,
+    n_boot: int,
+    confidence: float,
+    seed: int,
+    method: str = "between_groups",
 ) -> tuple[dict[str, Any], np.ndarray]:
     """One model's tags of the probe sentences -> recall per group (the report) and the (names, templates) hits."""
     hits = recognised(probe_set, tags, probe.person_type)
-    report = probe_report(probe_set, hits, n_boot=n_boot, confidence=confidence, seed=seed, min_names=probe.min_names)
+    report = probe_report(
+        probe_set, hits, n_boot=n_boot, confidence=confidence, seed=seed, min_names=probe.min_names, method=method
+    )
     report["person_type"] = probe.person_type
     return report, hits
 
 
-def run_probe(probe: NameProbe, base: Path, tag: TagFn, *, n_boot: int, confidence: float, seed: int) -> dict[str, Any]:
+def run_probe(
+    probe: NameProbe,
+    base: Path,
+    tag: TagFn,
+    *,
+    n_boot: int,
+    confidence: float,
+    seed: int,
+    method: str = "between_groups",
+) -> dict[str, Any]:
     """Fill every template with every name, tag the sentences, and report recall per group."""
     probe_set = build_probe(probe, base)
-    return score_probe(probe, probe_set, tag(probe_set.sentences), n_boot=n_boot, confidence=confidence, seed=seed)[0]
+    sentences = tag(probe_set.sentences)
+    return score_probe(probe, probe_set, sentences, n_boot=n_boot, confidence=confidence, seed=seed, method=method)[0]
+
+
+ENTITY_DISPARITIES = (("entity_f1_ratio", "ratio"), ("entity_f1_difference", "difference"))
 
 
 def entity_f1_by_group(
-    p: TokenPredictions, groups: list[str], *, n_boot: int, confidence: float, seed: int, min_sentences: int
+    p: TokenPredictions, groups: list[str], rules: GroupRules, seed: int
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Micro entity F1 per group of sentences with intervals; the lowest / highest ratio and the difference."""
+    """Micro entity F1 per group of sentences, resampling sentences within each group; its ratio and
+    difference with the classification disparities' rules: groups below ``min_group_size`` sentences or
+    ``min_class_size`` gold entities are left out, intervals are simultaneous, ``method`` is honoured."""
     counts = count_entities(p.y_true, p.y_pred)
     labels = np.asarray(groups)
+    names = sorted(set(groups))
+    rng = np.random.default_rng(seed)
+    per_sentence = np.column_stack([counts.tp.sum(1), counts.gold.sum(1), counts.pred.sum(1)]).astype(float)
+    totals = []  # per group: (1 + B, 3) sums of tp, gold, predicted; row 0 observed
+    for group in names:
+        rows = per_sentence[labels == group]
+        totals.append(np.vstack([rows.sum(0), bootstrap_means(rows, rules.n_boot, rng) * len(rows)]))
+    f1 = np.column_stack([rates(*t.T)["f1"] for t in totals])  # (1 + B, G)
+    overall = rates(*sum(totals).T)["f1"][:, None]
     by_group: dict[str, dict[str, Any]] = {}
-    replicates: dict[str, np.ndarray] = {}
-    for k, group in enumerate(sorted(set(groups))):
-        mask = labels == group
-        sub = counts.subset(mask)
-        report = entity_report(sub, n_boot, confidence, seed + k)
-        ok = int(mask.sum()) >= min_sentences and report["metrics"]["f1"] is not None
-        by_group[group] = {
-            "n_sentences": int(mask.sum()),
-            "n_gold_entities": report["metrics"]["n_gold_entities"],
-            "entity_f1": report["metrics"]["f1"],
-            "entity_precision": report["metrics"]["precision"],
-            "entity_recall": report["metrics"]["recall"],
-            "ci": {"entity_f1": report["ci"]["f1"]},
-            "status": "ok" if ok else "insufficient",
+    eligible = []
+    for k, group in enumerate(names):
+        sub = counts.subset(labels == group)
+        n, gold = int((labels == group).sum()), int(sub.gold.sum())
+        interval, _ = percentile_interval(f1[1:, k], rules.confidence)
+        entry: dict[str, Any] = {
+            "n_sentences": n,
+            "n_gold_entities": gold,
+            "entity_f1": None if np.isnan(f1[0, k]) else float(f1[0, k]),
+            "entity_precision": _rate(sub, "precision"),
+            "entity_recall": _rate(sub, "recall"),
+            "ci": {"entity_f1": list(interval) if interval and not np.isnan(f1[0, k]) else None},
         }
-        if report["metrics"]["f1"] is None:
-            by_group[group]["entity_f1_reason"] = report["metrics"]["f1_reason"]
-        if ok:
-            replicates[group] = micro_f1_replicates(sub, n_boot, seed + k)
-    disparity: dict[str, Any] = {"groups_compared": sorted(replicates), "ci": {}}
-    if len(replicates) < 2:
-        for key in ("entity_f1_ratio", "entity_f1_difference"):
-            disparity[key] = None
-            disparity[f"{key}_reason"] = f"fewer than two groups with {min_sentences}+ sentences and entities"
-            disparity["ci"][key] = None
-        return by_group, disparity
-    point = np.array([by_group[g]["entity_f1"] for g in replicates])
-    boot = np.column_stack(list(replicates.values()))
-    disparity["entity_f1_difference"] = float(point.max() - point.min())
-    interval, _ = percentile_interval(np.nanmax(boot, 1) - np.nanmin(boot, 1), confidence)
-    disparity["ci"]["entity_f1_difference"] = list(interval) if interval else None
-    if point.max() > 0:
-        disparity["entity_f1_ratio"] = float(point.min() / point.max())
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(boot.max(1) > 0, boot.min(1) / boot.max(1), np.nan)
-        interval, _ = percentile_interval(ratio, confidence)
-        disparity["ci"]["entity_f1_ratio"] = list(interval) if interval else None
-    else:
-        disparity["entity_f1_ratio"], disparity["entity_f1_ratio_reason"] = None, "every group's entity F1 is 0"
-        disparity["ci"]["entity_f1_ratio"] = None
+        if entry["entity_f1"] is None:
+            entry["entity_f1_reason"] = "no gold or predicted entities"
+        why = (
+            f"{n} sentences, below min_group_size {rules.min_group_size}"
+            if n < rules.min_group_size
+            else f"{gold} gold entities, below min_class_size {rules.min_class_size}"
+            if gold < rules.min_class_size
+            else entry.get("entity_f1_reason")
+        )
+        entry["status"] = "insufficient" if why else "ok"
+        if why:
+            entry["insufficient"] = why
+        else:
+            eligible.append(k)
+        by_group[group] = entry
+    disparity: dict[str, Any] = {"groups_compared": [names[k] for k in eligible], "ci": {}, "method": rules.method}
+    for key, how in ENTITY_DISPARITIES:
+        if len(eligible) < 2:
+            estimate = Estimate(None, reason=f"{len(eligible)} groups meet the minimum-size rules; need 2 to compare")
+        elif f1[0, eligible].max() == 0:
+            estimate = Estimate(None, reason="every compared group's entity F1 is 0")
+        else:
+            estimate = group_disparity(f1, overall, how, eligible, rules)
+        disparity[key], disparity["ci"][key] = estimate.value, list(estimate.ci) if estimate.ci else None
+        if estimate.reason:
+            disparity[f"{key}_reason"] = estimate.reason
     return by_group, disparity
+
+
+def _rate(counts: EntityCounts, name: str) -> float | None:
+    value = rates(counts.tp.sum(), counts.gold.sum(), counts.pred.sum())[name]
+    return None if np.isnan(value) else float(value)
 
 
 def swap_words(words: list[str], swap: TextSwap) -> list[str]:
@@ -194,21 +246,23 @@ def token_fairness(context: AuditContext, p: TokenPredictions, tagger: Tagger, s
     base = Path(context.config.config_path).parent
     common = {"n_boot": settings.n_boot, "confidence": settings.confidence}
     probes = {
-        name: run_probe(probe, base, lambda s: tag(s, context.progress), seed=context.seed + k, **common)
+        name: run_probe(
+            probe, base, lambda s: tag(s, context.progress), seed=context.seed + k, method=settings.method, **common
+        )
         for k, (name, probe) in enumerate(settings.name_probes.items())
     }
     by_group, disparities = {}, {}
-    features = settings.features if settings.features is not None else list(context.config.data.sensitive_features)
-    for feature in features:
-        groups = context.data.test.frame[feature].astype(str).tolist()
-        by_group[feature], disparities[feature] = entity_f1_by_group(
-            p, groups, seed=context.seed, min_sentences=settings.min_group_size, **common
-        )
+    frame = context.data.test.frame
+    for features in settings.slices(context.config):
+        groups = frame[list(features)].astype(str).agg("*".join, axis=1).tolist()
+        name = slice_name(features)
+        by_group[name], disparities[name] = entity_f1_by_group(p, groups, settings.rules(), context.seed)
     swaps = {
         name: counterfactual(p, swap, lambda s: tag(s, context.progress), seed=context.seed, **common)
         for name, swap in settings.counterfactual.items()
     }
     return TokenFairnessResult(
+        small_groups=settings.small_groups,
         confidence=settings.confidence,
         n_boot=settings.n_boot,
         name_probe=probes,

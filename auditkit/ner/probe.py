@@ -19,6 +19,7 @@ import numpy as np
 
 from auditkit.errors import AuditError
 from auditkit.ner.tags import spans
+from auditkit.stats.groups import Estimate, GroupRules, group_disparity
 from auditkit.stats.intervals import percentile_interval
 
 SLOT = "{name}"
@@ -141,51 +142,53 @@ NO_PERSON = "no group's names were recognised as persons: its recall disparities
 
 
 def probe_report(
-    probe: ProbeSet, hits: np.ndarray, *, n_boot: int, confidence: float, seed: int, min_names: int
+    probe: ProbeSet,
+    hits: np.ndarray,
+    *,
+    n_boot: int,
+    confidence: float,
+    seed: int,
+    min_names: int,
+    method: str = "between_groups",
 ) -> dict[str, Any]:
-    """Recall per group with a names-bootstrap interval; ratio (lowest / highest) and difference between groups."""
+    """Recall per group with a names-bootstrap interval; its ratio and difference between groups (or to
+    every name pooled) with the simultaneous intervals and small-group rule of the classification disparities."""
     per_name, draws = group_draws(probe, hits, n_boot, seed)
     groups = np.asarray(probe.groups)
+    names = list(draws)
+    sizes = np.array([int((groups == g).sum()) for g in names])
+    observed = np.array([per_name[groups == g].mean() for g in names])
+    values = np.vstack([observed, np.column_stack([draws[g] for g in names])])  # (1 + B, G)
+    overall = (values @ sizes / sizes.sum())[:, None]
     by_group: dict[str, dict[str, Any]] = {}
-    replicates: dict[str, np.ndarray] = {}
-    for group, recall_draws in draws.items():
-        values = per_name[groups == group]
-        interval, _ = percentile_interval(recall_draws, confidence)
-        ok = len(values) >= min_names
+    for k, group in enumerate(names):
+        interval, _ = percentile_interval(values[1:, k], confidence)
         by_group[group] = {
-            "n_names": int(len(values)),
-            "n_mentions": int(len(values) * hits.shape[1]),
-            "recall": float(values.mean()),
+            "n_names": int(sizes[k]),
+            "n_mentions": int(sizes[k] * hits.shape[1]),
+            "recall": float(observed[k]),
             "ci": {"recall": list(interval) if interval else None},
-            "status": "ok" if ok else "insufficient",
+            "status": "ok" if sizes[k] >= min_names else "insufficient",
             "lowest_names": _lowest(probe, per_name, groups == group),
         }
-        if ok:
-            replicates[group] = recall_draws
-    disparity: dict[str, Any] = {"groups_compared": sorted(replicates)}
-    if len(replicates) < 2:
-        reason = f"fewer than two groups with at least {min_names} names"
-        for key in ("name_recall_ratio", "name_recall_difference"):
-            disparity[key], disparity[f"{key}_reason"] = None, reason
-        disparity["ci"] = {"name_recall_ratio": None, "name_recall_difference": None}
-        return {"by_group": by_group, "disparity": disparity, "n_templates": len(probe.templates)}
-    point = np.array([by_group[g]["recall"] for g in replicates])
-    boot = disparity_of(np.column_stack(list(replicates.values())))
-    disparity["lowest_group"] = list(replicates)[int(point.argmin())]
-    disparity["highest_group"] = list(replicates)[int(point.argmax())]
-    ci: dict[str, list[float] | None] = {}
-    if point.max() > 0:
-        disparity["name_recall_difference"] = float(point.max() - point.min())
-        diff_ci, _ = percentile_interval(boot["name_recall_difference"], confidence)
-        ci["name_recall_difference"] = list(diff_ci) if diff_ci else None
-        disparity["name_recall_ratio"] = float(point.min() / point.max())
-        ratio_ci, _ = percentile_interval(boot["name_recall_ratio"], confidence)
-        ci["name_recall_ratio"] = list(ratio_ci) if ratio_ci else None
-    else:  # a difference of 0 here would pass a gate for a tagger that finds nobody
-        for key in ("name_recall_ratio", "name_recall_difference"):
-            disparity[key], ci[key] = None, None
-            disparity[f"{key}_reason"] = NO_PERSON
-    disparity["ci"] = ci
+        if sizes[k] < min_names:
+            by_group[group]["insufficient"] = f"{sizes[k]} names, below min_names {min_names}"
+    eligible = [k for k in range(len(names)) if sizes[k] >= min_names]
+    disparity: dict[str, Any] = {"groups_compared": [names[k] for k in eligible], "ci": {}, "method": method}
+    rules = GroupRules(min_group_size=min_names, method=method, confidence=confidence, n_boot=n_boot)
+    if eligible:
+        disparity["lowest_group"] = names[min(eligible, key=lambda k: observed[k])]
+        disparity["highest_group"] = names[max(eligible, key=lambda k: observed[k])]
+    for key, how in (("name_recall_ratio", "ratio"), ("name_recall_difference", "difference")):
+        if eligible and observed[eligible].max() == 0:  # a difference of 0 would pass a gate for a blind tagger
+            estimate = Estimate(None, reason=NO_PERSON)
+        elif len(eligible) < 2:
+            estimate = Estimate(None, reason=f"fewer than two groups with at least {min_names} names")
+        else:
+            estimate = group_disparity(values, overall, how, eligible, rules)
+        disparity[key], disparity["ci"][key] = estimate.value, list(estimate.ci) if estimate.ci else None
+        if estimate.reason:
+            disparity[f"{key}_reason"] = estimate.reason
     return {"by_group": by_group, "disparity": disparity, "n_templates": len(probe.templates)}
 
 

@@ -247,14 +247,22 @@ def _excluded(group: GroupReport, needed: Sequence[str]) -> bool:
     return "all" in group.insufficient or any(r in group.insufficient for r in needed)
 
 
+#: A disparity named in DISPARITIES, or spelled out: (the statistics it compares, "difference" or "ratio").
+Spec = str | tuple[tuple[str, ...], str]
+
+
+def _spec(metric: Spec) -> tuple[tuple[str, ...], str]:
+    return DISPARITIES[metric] if isinstance(metric, str) else metric
+
+
 def disparity_series(
-    values: dict[str, np.ndarray], overall: dict[str, np.ndarray], metric: str, eligible: list[int], method: str
+    values: dict[str, np.ndarray], overall: dict[str, np.ndarray], metric: Spec, eligible: list[int], method: str
 ) -> np.ndarray:
     """One disparity over the ``eligible`` groups for every replicate: rates ``(R, G)`` -> ``(R,)``.
 
     Equalized odds takes the worst of its TPR and FPR parts, as fairlearn's agg="worst_case" does.
     """
-    needed, how = DISPARITIES[metric]
+    needed, how = _spec(metric)
     combine = difference if how == "difference" else ratio
     stacked = np.vstack([combine(values[r][:, eligible], overall[r], method) for r in needed])
     with np.errstate(invalid="ignore"):
@@ -263,14 +271,14 @@ def disparity_series(
 
 
 def disparity_components(
-    values: dict[str, np.ndarray], overall: dict[str, np.ndarray], metric: str, eligible: list[int], method: str
+    values: dict[str, np.ndarray], overall: dict[str, np.ndarray], metric: Spec, eligible: list[int], method: str
 ) -> np.ndarray:
     """The signed pieces a disparity is the largest (difference) or smallest folded (ratio) of: ``(R, K)``.
 
     Differences: every pair of groups (between_groups) or every group against overall; ratios: the
     same, as the smaller-at-the-estimate rate over the larger, so the point estimate never divides by 0.
     """
-    needed, how = DISPARITIES[metric]
+    needed, how = _spec(metric)
     pieces = []
     for r in needed:
         v = values[r][:, eligible]
@@ -299,10 +307,20 @@ def confusion_disparity(confusion: Confusion, metric: str, eligible: list[int], 
     return disparity_series(values, overall, metric, eligible, method)
 
 
+def group_disparity(
+    values: np.ndarray, overall: np.ndarray, how: str, eligible: list[int], rules: GroupRules
+) -> Estimate:
+    """The difference or ratio of any per-group statistic, ``values`` ``(1 + B, G)`` with the observed
+    row first and ``overall`` ``(1 + B, 1)`` the statistic over every group in the same resamples:
+    the same rules and simultaneous intervals as the classification disparities (entity F1 per
+    sentence group, name-probe recall per group of names)."""
+    return _disparity({"statistic": values}, {"statistic": overall}, (("statistic",), how), eligible, rules)
+
+
 def _disparity(
     values: dict[str, np.ndarray],
     overall: dict[str, np.ndarray],
-    metric: str,
+    metric: Spec,
     eligible: list[int],
     rules: GroupRules,
 ) -> Estimate:
@@ -316,7 +334,7 @@ def _disparity(
     # Not the percentile interval: a largest gap is biased upward near 0 and its percentile interval
     # can exclude the estimate; the simultaneous-box interval always holds it (see intervals.py).
     components = disparity_components(values, overall, metric, eligible, rules.method)
-    interval = largest_gap_interval if DISPARITIES[metric][1] == "difference" else smallest_ratio_interval
+    interval = largest_gap_interval if _spec(metric)[1] == "difference" else smallest_ratio_interval
     return Estimate(float(series[0]), interval(components[0], components[1:], rules.confidence))
 
 
