@@ -95,6 +95,12 @@ def token_performance_section(name: str, result: AuditorResult, gates: list[Gate
 
 
 @section_builder(TokenFairnessResult)
+def _status(group: dict) -> str:
+    """ok, or insufficient with why (too few sentences, gold entities or names): why it was left out."""
+    why = group.get("insufficient")
+    return f"{group['status']}: {why}" if why else group["status"]
+
+
 def token_fairness_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
     s = result.summary()
     gate_of = {g.id: g for g in gates}
@@ -127,7 +133,7 @@ def token_fairness_section(name: str, result: AuditorResult, gates: list[GateRes
                         r["n_mentions"],
                         r["recall"],
                         interval(r["ci"]["recall"]),
-                        r["status"],
+                        _status(r),
                         ", ".join(f"{x['name']} ({x['recall']:.2f})" for x in r["lowest_names"]),
                     ]
                     for g, r in groups.items()
@@ -163,11 +169,12 @@ def token_fairness_section(name: str, result: AuditorResult, gates: list[GateRes
                         r["n_gold_entities"],
                         r.get("entity_f1"),
                         interval(r["ci"]["entity_f1"]),
-                        r["status"],
+                        _status(r),
                     ]
                     for g, r in groups.items()
                 ],
-                caption=f"Entity F1 by {feature}; ratio {number(d.get('entity_f1_ratio'))} "
+                caption=f"Entity F1 by {feature} (compared: {', '.join(d['groups_compared']) or 'none'}); "
+                f"ratio {number(d.get('entity_f1_ratio'))} "
                 f"{interval(d['ci'].get('entity_f1_ratio'))}, difference {number(d.get('entity_f1_difference'))} "
                 f"{interval(d['ci'].get('entity_f1_difference'))}",
             )
