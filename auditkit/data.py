@@ -18,6 +18,7 @@ from sklearn.model_selection import train_test_split
 from auditkit.config import DataConfig
 from auditkit.errors import AuditError
 from auditkit.streaming.source import StreamedSplit, load_streamed
+from auditkit.textlines import lf_lines
 
 ID = "id"
 SEPARATORS = {";": "';'", "\t": "tab", "|": "'|'"}
@@ -182,7 +183,7 @@ def _check_header(path: Path, text: str, sep: str, guessed: bool) -> None:
 def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
     """One JSON object per line; a bad line is reported by its line number."""
     records = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(lf_lines(text), start=1):
         if not line.strip():
             continue
         try:

@@ -388,3 +388,32 @@ def test_the_label_is_never_a_model_input(tmp_path, credit_frame):
     write_config(tmp_path, config)
     assert_user_error(invoke("run", str(tmp_path / "audit.yaml")), "model.build.features", "'risk'", "label")
     assert not (tmp_path / "models" / "mlp").exists()
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\u0085", "\x1c", "\x0b"])
+def test_jsonl_strings_may_hold_unicode_line_breaks(workspace, credit_frame, separator):
+    rows = credit_frame.to_dict("records")
+    rows[3]["purpose"] = f"car{separator}new"
+    (workspace / "data.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in rows))
+    config = config_of(workspace)
+    config["data"]["path"] = "data.jsonl"
+    write_config(workspace, config)
+    result = validate(workspace)
+    assert result.exit_code == 0, result.stderr
+    from auditkit.config_file import load_config
+    from auditkit.data import load_data
+
+    data = load_data(load_config(workspace / "audit.yaml").data, 0)
+    frame = pd.concat([data.train.frame, data.test.frame])
+    assert len(frame) == len(rows) and f"car{separator}new" in set(frame["purpose"])
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u0085"])
+def test_token_jsonl_strings_may_hold_unicode_line_breaks(tmp_path, separator):
+    from auditkit.ner.reader import read_sentences
+
+    rows = [{"tokens": ["Anna", f"said{separator}hi"], "tags": ["B-PER", "O"]}, {"tokens": ["ok"], "tags": ["O"]}]
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    data = read_sentences(path)
+    assert data.tokens == [["Anna", f"said{separator}hi"], ["ok"]]

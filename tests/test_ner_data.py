@@ -134,3 +134,33 @@ def test_committed_wnut16_matches_its_documented_size():
         "tvshow",
         "other",
     }
+
+
+def test_a_line_with_more_columns_than_the_file_is_refused(tmp_path):
+    path = write(tmp_path, "d.conll", "I O\nlove O\nNew B-LOC\nYork I-LOC\n\nin O\nNew York B-LOC\n")
+    with pytest.raises(AuditError) as info:
+        read_sentences(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:7: 3 columns where the file's first token line has 2"), message
+
+
+def test_conll_columns_are_split_on_spaces_and_tabs_only(tmp_path):
+    path = write(tmp_path, "d.conll", "Anna\u00a0Maria\tB-PER\nsaid\u2028hi O\n")
+    data = read_sentences(path)
+    assert data.tokens == [["Anna\u00a0Maria", "said\u2028hi"]] and data.tags == [["B-PER", "O"]]
+
+
+def test_a_stray_inside_tag_in_an_iob2_file_is_refused_not_read_as_iob1(tmp_path):
+    text = "Anna B-PER\nlives O\nin O\nNew B-LOC\nYork I-LOC\n\nhello O\nRome I-LOC\n"
+    path = write(tmp_path, "d.conll", text)
+    with pytest.raises(AuditError) as info:
+        read_sentences(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:8: ") and "data.tag_scheme: iob1" in message, message
+    as_iob1 = read_sentences(path, scheme="iob1")  # asked for: every I- after O opens an entity
+    assert as_iob1.scheme == "iob1" and as_iob1.tags[1] == ["O", "B-LOC"]
+
+
+def test_an_iob1_file_is_still_detected():
+    assert detect_scheme([["I-PER", "O", "I-LOC", "I-LOC", "B-LOC"]]) == "iob1"
+    assert detect_scheme([["I-PER", "O"], ["B-LOC", "O"]]) == "iob2"

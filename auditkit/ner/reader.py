@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,8 +12,12 @@ import pandas as pd
 
 from auditkit.errors import AuditError
 from auditkit.ner.tags import TagError, detect_scheme, to_iob2
+from auditkit.textlines import lf_lines
 
 DOCSTART = "-DOCSTART-"
+#: CoNLL columns are separated by spaces and tabs only: a token may hold any other character, even
+#: a no-break space or a Unicode line separator, as JSON Lines strings may.
+COLUMN_SEPARATOR = re.compile(r"[ \t]+")
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,13 @@ def read_sentences(
         except TagError as exc:
             where = f"{path}:{line}" if is_jsonl_line else f"{path}:{line + exc.index}"
             word = f" (word {exc.index + 1})" if is_jsonl_line else ""
-            raise AuditError(f"{where}{word}: {exc}") from None
+            hint = ""
+            if scheme == "auto" and used == "iob2":
+                hint = (
+                    "; data.tag_scheme auto read the file as iob2 because its other entities open with B-; "
+                    "fix the tag, or set data.tag_scheme: iob1 to read every I- after O as opening an entity"
+                )
+            raise AuditError(f"{where}{word}: {exc}{hint}") from None
     frame = pd.DataFrame(meta, index=pd.Index(ids, name="id"))
     return Sentences(ids, words, normalised, frame, lines, used, hashlib.sha256(raw).hexdigest())
 
@@ -102,16 +113,23 @@ def _read_conll(path: Path, text: str):
             current_words.clear()
             current_tags.clear()
 
-    for number, line in enumerate(text.splitlines(), start=1):
-        columns = line.split()
-        if not columns:
+    width = 0  # columns of the file's first token line: every token line must have as many
+    for number, line in enumerate(lf_lines(text), start=1):
+        columns = COLUMN_SEPARATOR.split(line.strip(" \t"))
+        if columns == [""]:
             close()
             continue
         if columns[0] == DOCSTART:
             close()
             continue
         if len(columns) < 2:
-            raise AuditError(f"{path}:{number}: expected a token and a tag separated by whitespace, got {line!r}")
+            raise AuditError(f"{path}:{number}: expected a token and a tag separated by spaces or tabs, got {line!r}")
+        width = width or len(columns)
+        if len(columns) != width:
+            raise AuditError(
+                f"{path}:{number}: {len(columns)} columns where the file's first token line has {width} "
+                f"(a token holding a space?): {line!r}"
+            )
         if not current_words:
             start = number
         current_words.append(columns[0])
@@ -124,7 +142,7 @@ def _read_jsonl(path: Path, text: str, tokens: str, tags: str, id_column: str | 
     ids, words, all_tags, lines = [], [], [], []
     meta: dict[str, list[object]] = {}
     seen: set[str] = set()
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(lf_lines(text), start=1):
         if not line.strip():
             continue
         try:

@@ -41,8 +41,13 @@ def split_tag(tag: str) -> tuple[str, str | None]:
 
 
 def detect_scheme(sentences: Sequence[Sequence[str]]) -> str:
-    """BIOES when any S-/E- tag appears; IOB1 when an I- tag opens an entity; IOB2 otherwise."""
-    opens_with_inside = False
+    """BIOES when any S-/E- tag appears; IOB1 when I- tags open entities and no B- tag does; IOB2 otherwise.
+
+    IOB1 writes B- only between two adjacent entities of one type, so a B- tag after O or another type
+    proves the file is not IOB1: a stray I- in such a file is then an error under IOB2, not a reason to
+    read every entity of the file by IOB1's rule (which would change which gold entities exist).
+    """
+    inside_opens = b_opens = False
     for tags in sentences:
         previous: str | None = None
         for tag in tags:
@@ -50,9 +55,11 @@ def detect_scheme(sentences: Sequence[Sequence[str]]) -> str:
             if prefix in "ES":
                 return "bioes"
             if prefix == "I" and previous != kind:
-                opens_with_inside = True
+                inside_opens = True
+            if prefix == "B" and previous != kind:
+                b_opens = True
             previous = kind
-    return "iob1" if opens_with_inside else "iob2"
+    return "iob1" if inside_opens and not b_opens else "iob2"
 
 
 def to_iob2(tags: Sequence[str], scheme: str) -> list[str]:
