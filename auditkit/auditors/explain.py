@@ -12,7 +12,7 @@ from auditkit.adapters.capabilities import Attributable, TokenAttributable
 from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.errors import AuditError
-from auditkit.explain import perturbation, tabular_ig, text_ig  # noqa: F401  (the built-in engines register themselves)
+from auditkit.explain import perturbation, tabular_ig, text_ig, token_ig  # noqa: F401  (built-in engines register)
 from auditkit.explain.common import STEP_SCHEDULE, Attribution
 from auditkit.explain.engines import EngineOptions, engine_for
 from auditkit.explain.faithfulness import faithfulness
