@@ -178,9 +178,10 @@ def test_attributions_explain_one_word_tag_and_are_complete(ran):
     assert explain["relative_delta"]["share_above_tolerance"] <= 0.02
     lines = [json.loads(x) for x in (folder / "out" / "attributions.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(lines) == 8
-    for line in lines:  # the tag may be O: a gold entity the model missed is explained at its first word
+    for line in lines:  # the tag may be O: a gold entity the model missed is explained at the tag it chose
         assert line["tag"] == line["target"]
         assert 0 <= line["position"] < len(line["tokens"])
+        assert line["why"] in ("predicted", "missed") and (line["predicted"] != "O" or line["gold"] != "O")
     assert any(line["tag"] != "O" for line in lines)
 
 

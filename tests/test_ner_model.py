@@ -14,7 +14,7 @@ from auditkit.errors import AuditError
 from auditkit.gates import evaluate_gates
 from auditkit.ner.fairness import NameProbe, TokenFairnessResult, run_probe
 from auditkit.ner.model import fine_tune, open_token_classifier
-from auditkit.ner.wordpieces import IGNORE, TokenLogits, as_iob2, encode_words, piece_labels, predict_words
+from auditkit.ner.wordpieces import IGNORE, as_iob2, encode_words, piece_labels, predict_words
 from auditkit.progress import SILENT
 from tests.ner_support import GROUP_A, GROUP_B, make_sentences, make_tiny_token_bert, vocabulary_texts
 
@@ -108,32 +108,6 @@ def test_relabelled_group_fails_the_four_fifths_gate_on_the_probe(biased_model, 
         GateConfig(metric="fairness.name_recall_difference[origin]", op="<=", threshold=0.1, source="policy"),
     ]
     assert [g.status for g in evaluate_gates(gates, {"fairness": result})] == ["fail", "fail"]
-
-
-def test_integrated_gradients_for_one_word_tag_is_complete(biased_model):
-    from auditkit.ner.explain import TokenIG
-
-    tokenizer, model = open_token_classifier(biased_model, "model.path")
-    rows = make_sentences(30, seed=5)
-    sentences = [r["tokens"] for r in rows]
-    tags, _, _ = predict_words(model, tokenizer, sentences, max_length=64, batch_size=32, device=CPU, progress=SILENT)
-    label2id = model.config.label2id
-    positions = [next((i for i, t in enumerate(s) if t != "O"), 0) for s in tags]
-    targets = [label2id[tags[k][p]] for k, p in enumerate(positions)]
-    ig = TokenIG(TokenLogits(model), model.get_input_embeddings(), tokenizer, CPU, max_length=64)
-    found = ig.attribute([r["sid"] for r in rows], sentences, positions, targets, 0.01, SILENT)
-    deltas = [a.relative_delta for a in found]
-    assert sum(d <= 0.01 for d in deltas) / len(deltas) >= 0.98
-    for a, words in zip(found, sentences, strict=True):
-        assert a.units == words
-        assert (
-            abs(a.total - (a.f_input - a.f_baseline)) <= 0.01 * abs(a.f_input - a.f_baseline) + 1e-6 or a.steps == 256
-        )
-    # the logit of the explained tag, read independently at the word's first piece
-    pieces = encode_words(tokenizer, sentences[:1], 64)
-    with torch.no_grad():
-        logits = model(input_ids=torch.tensor(pieces.input_ids[:1])).logits[0]
-    assert found[0].f_input == pytest.approx(float(logits[pieces.first_piece[0][positions[0]], targets[0]]), rel=1e-5)
 
 
 def test_a_model_sharing_no_entity_type_with_the_data_is_refused(tiny_base, tmp_path):

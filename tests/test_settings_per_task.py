@@ -42,7 +42,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "explain": {
         "n_examples": 4,
         "ids": [],
-        "target": "predicted",
+        "target": "positive",
         "output": "probability",
         "baseline_token": "unk",
         "tolerance": 0.5,
@@ -55,6 +55,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "min_count": 1,
         "faithfulness_percents": [10, 50],
         "n_boot": 60,
+        "include_outside": True,
     },
     "privacy": {
         "epsilons": [4.0],
@@ -108,9 +109,8 @@ def _for_task(name: str, key: str, task: str) -> Any:
     """The sample value, adjusted to the task's data (token data has 'origin', not 'sex')."""
     value = copy.deepcopy(SAMPLES[name][key])
     if task == "token-classification" and name in ("fairness", "explain"):
-        value = {"features": ["origin"], "intersections": [["origin", "parity"]], "protected_words": PROTECTED}.get(
-            key, value
-        )
+        token_values = {"features": ["origin"], "intersections": [["origin", "parity"]], "protected_words": PROTECTED}
+        value = (token_values | {"target": "gold"}).get(key, value)
     return value
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from auditkit.config import ModelConfigBase
     from auditkit.data import AuditData, Split
     from auditkit.execution.base import Executor
+    from auditkit.ner.wordpieces import WordPieces
     from auditkit.predictions import BasePredictions
     from auditkit.progress import ProgressReporter
     from auditkit.streaming.counts import CountedPredictions
@@ -106,16 +107,38 @@ class Tagger(Capability):
         """IOB2 tags per word of each sentence."""
 
 
-class TokenAttributable(Attributable):
+class TokenAttributable(GradientAttributable):
     """Attribution of one word's tag: ``attribution_module()(input_ids, attention_mask)`` returns
-    (batch, pieces, tags) logits; the explain auditor runs the token engine for it."""
+    (batch, pieces, tags) logits, and a word is read at its first piece; the token engine explains it."""
 
     max_length: int
-    tokenizer: Any  # a fast tokenizer: words to pieces and back
 
     @abstractmethod
     def embedding_layer(self) -> torch.nn.Module:
         """The layer whose output is attributed (the input embeddings)."""
+
+    @abstractmethod
+    def encode_sentences(self, sentences: Sequence[Sequence[str]]) -> WordPieces:
+        """Word pieces of pre-split sentences cut to ``max_length`` (special tokens kept), each word's
+        first piece (-1 when cut) and each piece's word."""
+
+    @abstractmethod
+    def special_tokens_mask(self, input_ids: Sequence[int]) -> list[int]:
+        """1 for special tokens (kept in baselines), 0 for the others."""
+
+    @abstractmethod
+    def token_id(self, kind: str) -> int | None:
+        """The id of the ``pad``, ``mask`` or ``unk`` token, None when the vocabulary has none."""
+
+    @property
+    @abstractmethod
+    def label2id(self) -> dict[str, int]:
+        """The model's tag names (as it outputs them, IOB2 or BIOES) to output indices."""
+
+    @property
+    @abstractmethod
+    def id2label(self) -> dict[int, str]:
+        """Output indices to the model's tag names."""
 
 
 class TabularAttributable(GradientAttributable):

@@ -7,6 +7,7 @@ build cache records the settings. Word pieces map back to words through each wor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +25,7 @@ from auditkit.ner.model import fine_tune, model_types, open_token_classifier
 from auditkit.ner.predictions import TokenPredictions
 from auditkit.ner.privacy import per_sentence_loss
 from auditkit.ner.reader import Sentences
-from auditkit.ner.wordpieces import IGNORE, TokenLogits, encode_words, piece_labels, predict_words
+from auditkit.ner.wordpieces import IGNORE, TokenLogits, WordPieces, encode_words, piece_labels, predict_words
 from auditkit.progress import SILENT, ProgressReporter
 from auditkit.tokens import pad
 
@@ -131,6 +132,27 @@ class HfTokenAdapter(ModelAdapter, Tagger, TokenAttributable, TokenRetrainable):
 
     def embedding_layer(self) -> torch.nn.Module:
         return self.model.get_input_embeddings()
+
+    def encode_sentences(self, sentences: Sequence[Sequence[str]]) -> WordPieces:
+        return encode_words(self.tokenizer, sentences, self.max_length)
+
+    def special_tokens_mask(self, input_ids: Sequence[int]) -> list[int]:
+        return self.tokenizer.get_special_tokens_mask(list(input_ids), already_has_special_tokens=True)
+
+    def token_id(self, kind: str) -> int | None:
+        return {
+            "pad": self.tokenizer.pad_token_id,
+            "mask": self.tokenizer.mask_token_id,
+            "unk": self.tokenizer.unk_token_id,
+        }[kind]
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.model.config.label2id.items()}
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return {int(k): str(v) for k, v in self.model.config.id2label.items()}
 
     def sentence_losses(self, sentences: list[list[str]], tags: list[list[str]]) -> np.ndarray:
         pieces = encode_words(self.tokenizer, sentences, self.max_length)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, PrivateAttr, field_validator, model_validator
@@ -12,7 +12,7 @@ from auditkit.adapters.capabilities import Attributable
 from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.config import AuditConfigBase, StrictModel
 from auditkit.errors import AuditError
-from auditkit.explain import perturbation, tabular_ig, text_ig  # noqa: F401  (the built-in engines register themselves)
+from auditkit.explain import perturbation, tabular_ig, text_ig, token_ig  # noqa: F401  (built-in engines register)
 from auditkit.explain.common import STEP_SCHEDULE, Attribution
 from auditkit.explain.engines import EngineOptions, engine_for
 from auditkit.explain.faithfulness import faithfulness
@@ -50,6 +50,11 @@ class ExplainSettings(StrictModel):
     min_count: int = Field(3, ge=1, description="Fewest occurrences for a word to enter the top lists.")
     faithfulness_percents: list[float] = Field(default_factory=lambda: [1, 5, 10, 20, 50])
     n_boot: int = Field(1000, ge=50, le=100_000)
+    include_outside: bool = Field(
+        False,
+        description="Token classification: also explain words that are O in both gold and prediction "
+        "(attributing the O tag).",
+    )
 
     @field_validator("start_steps", "max_steps")
     @classmethod
@@ -128,6 +133,7 @@ class ExplainAuditor(Auditor[ExplainSettings]):
     name = "explain"
     Settings = ExplainSettings
     requires = Attributable
+    refuses: ClassVar[dict[str, str]] = {"include_outside": "O words are a token-classification notion"}
 
     @classmethod
     def metric_ids(cls, settings: ExplainSettings, config: AuditConfigBase) -> set[str]:

@@ -24,7 +24,7 @@ class Attribution:
     """Attributions of one example over its units (words of a text, or tabular features)."""
 
     id: str
-    target: int  # the output index explained
+    target: Any  # the output explained: a class index, or what the engine understands, e.g. (word, tag id)
     units: list[str]  # words as they appear in the text, or feature names
     spans: list[tuple[int, int]] | None  # character spans of the words in the text
     scores: np.ndarray  # signed attribution per unit

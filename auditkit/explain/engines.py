@@ -48,18 +48,20 @@ class Engine(Protocol):
         self,
         split: Split,
         positions: np.ndarray,
-        targets: Sequence[int],
+        targets: Sequence[Any],
         f_inputs: np.ndarray | None,
         tolerance: float,
         progress: ProgressReporter,
         schedule: Sequence[int],
     ) -> tuple[list[Attribution], list[str | None]]:
-        """Attributions of ``split`` rows at ``positions`` for output ``targets``, and each row's text (or None)."""
+        """Attributions of ``split`` rows at ``positions`` for output ``targets``, and each row's text (or None).
+        A target is any picklable per-example value the engine understands: a class index for classifiers,
+        (word position, tag id) for token classifiers."""
 
     def perturb(self, attribution: Attribution, replace: np.ndarray) -> Any:
         """The example's model input with the flagged units set to the baseline."""
 
-    def probabilities(self, inputs: list[Any], targets: list[int]) -> np.ndarray:
+    def probabilities(self, inputs: list[Any], targets: list[Any]) -> np.ndarray:
         """The targets' probabilities for model inputs made by ``perturb``."""
 
 

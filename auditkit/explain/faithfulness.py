@@ -19,8 +19,8 @@ from auditkit.explain.common import Attribution
 
 #: Build a model input from an attribution's example with the flagged units replaced by the baseline.
 Perturb = Callable[[Attribution, np.ndarray], Any]
-#: Probability of each target output for a list of inputs.
-Probabilities = Callable[[list[Any], list[int]], np.ndarray]
+#: Probability of each target output for a list of inputs (targets as in ``Attribution.target``).
+Probabilities = Callable[[list[Any], list[Any]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,21 @@ def faithfulness(
     full: np.ndarray | None = None,
 ) -> Faithfulness:
     """``full``: the unperturbed probabilities of the targets, when the run already has them."""
+    curves = faithfulness_curves(attributions, perturb, probabilities, percents, rng, full)
+    return Faithfulness(*(float(np.mean(c)) for kind in ("model", "random") for c in curves[kind]))
+
+
+def faithfulness_curves(
+    attributions: Sequence[Attribution],
+    perturb: Perturb,
+    probabilities: Probabilities,
+    percents: Sequence[float],
+    rng: np.random.Generator,
+    full: np.ndarray | None = None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per ranking ("model", "random"): the (percents, examples) drops in probability when the top units
+    are removed (comprehensiveness) and when only they are kept (sufficiency). Averaged over percents,
+    a column is one example's AOPC."""
     targets = [a.target for a in attributions]
     if full is None:
         full = probabilities([perturb(a, np.zeros(len(a.units), bool)) for a in attributions], targets)
@@ -66,5 +81,5 @@ def faithfulness(
                 keep.append(perturb(a, ~top))
             comprehensive.append(full - probabilities(drop, targets))
             sufficient.append(full - probabilities(keep, targets))
-        results[kind] = (float(np.mean(comprehensive)), float(np.mean(sufficient)))
-    return Faithfulness(*results["model"], *results["random"])
+        results[kind] = (np.array(comprehensive), np.array(sufficient))
+    return results

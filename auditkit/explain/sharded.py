@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from auditkit.data import AuditData, Split
     from auditkit.execution.base import Executor
     from auditkit.explain.common import Attribution
+    from auditkit.ner.reader import Sentences
 
 
 @dataclass
@@ -52,7 +53,7 @@ class EngineFactory:
 @dataclass(frozen=True)
 class Shard:
     positions: np.ndarray
-    targets: list[int]
+    targets: list[Any]  # per example, what the engine explains (see ``Engine.explain``)
     f_inputs: np.ndarray | None
 
 
@@ -60,7 +61,7 @@ class Shard:
 class ExplainShard:
     """``engine.explain`` over one shard; picklable (progress stays in this process)."""
 
-    split: Split
+    split: Split | Sentences
     tolerance: float
     schedule: list[int]
     progress: ProgressReporter = SILENT
@@ -81,22 +82,37 @@ def deal(lengths: Sequence[int], n: int) -> list[np.ndarray]:
     return [np.sort(order[k::n]) for k in range(n)]
 
 
+def example_sizes(split: Split | Sentences, positions: np.ndarray) -> list[int]:
+    """Characters of each example (its text, or its words for sentences of words), to deal even shards."""
+    texts = getattr(split, "texts", None)
+    if texts is not None:
+        return [len(texts[i]) for i in positions]
+    words = getattr(split, "tokens", None)
+    if words is not None:
+        return [sum(len(w) + 1 for w in words[i]) for i in positions]
+    return [0] * len(positions)
+
+
+def _plain(target: Any) -> Any:
+    """A numpy integer as a Python int (the classifiers' targets); any other target as it is."""
+    return int(target) if isinstance(target, np.integer) else target
+
+
 def explain_sharded(
     executor: Executor,
     factory: EngineFactory,
-    split: Split,
+    split: Split | Sentences,
     positions: np.ndarray,
-    targets: Sequence[int],
+    targets: Sequence[Any],
     f_inputs: np.ndarray | None,
     tolerance: float,
     schedule: Sequence[int],
     progress: ProgressReporter,
 ) -> tuple[list[Attribution], list[str | None]]:
     """Attributions of ``positions`` in their order, computed in as many shards as the executor has workers."""
-    lengths = [len(split.texts[i]) for i in positions] if split.texts is not None else [0] * len(positions)
-    parts = deal(lengths, executor.workers)
+    parts = deal(example_sizes(split, positions), executor.workers)
     shards = [
-        Shard(positions[p], [int(targets[i]) for i in p], None if f_inputs is None else f_inputs[p]) for p in parts
+        Shard(positions[p], [_plain(targets[i]) for i in p], None if f_inputs is None else f_inputs[p]) for p in parts
     ]
     results = executor.map_with_state(
         factory, ExplainShard(split, tolerance, list(schedule), progress), shards, gpu=True

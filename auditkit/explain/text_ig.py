@@ -8,14 +8,15 @@ completeness error is above tolerance are redone with more steps.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from captum.attr import LayerIntegratedGradients
 
-from auditkit.adapters.capabilities import TextAttributable
+from auditkit.adapters.capabilities import TextAttributable, TokenAttributable
 from auditkit.data import AuditData, Split
 from auditkit.explain.common import (
     CAPTUM_METHODS,
@@ -32,6 +33,17 @@ from auditkit.progress import ProgressReporter
 from auditkit.tokens import EncodedText, pad
 
 
+@dataclass
+class Integrated:
+    """Per-token attributions of some rows and how well each adds up to F(x) - F(baseline)."""
+
+    scores: list[np.ndarray]
+    f_input: np.ndarray
+    f_baseline: np.ndarray
+    steps: np.ndarray
+    deltas: np.ndarray
+
+
 @register_engine(TextAttributable)
 class TextIG:
     method = "integrated_gradients"
@@ -39,7 +51,7 @@ class TextIG:
 
     def __init__(
         self,
-        adapter: TextAttributable,
+        adapter: TextAttributable | TokenAttributable,
         *,
         target_output: str = "logit",
         baseline_token: str = "pad",
@@ -87,9 +99,16 @@ class TextIG:
         ids = split.ids[positions]
         return self.attribute(ids, texts, targets, f_inputs, tolerance, progress, schedule), texts  # type: ignore[arg-type]
 
-    def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        logits = self.model(input_ids, attention_mask)
+    def _forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, where: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        logits = self._select(self.model(input_ids, attention_mask), where)
         return logits if self.target_output == "logit" else torch.softmax(logits, dim=-1)
+
+    def _select(self, logits: torch.Tensor, where: torch.Tensor | None) -> torch.Tensor:
+        """(rows, outputs) explained per row: a sequence classifier's logits as they are. ``where`` (one
+        position per row) is for engines whose model scores every position, such as the token engine."""
+        return logits
 
     def encode(self, texts: Sequence[str]) -> list[EncodedText]:
         return self.adapter.encode_words(texts)
@@ -99,17 +118,30 @@ class TextIG:
         special = self.adapter.special_tokens_mask(ids)
         return [t if s else self.baseline_id for t, s in zip(ids, special, strict=True)]
 
-    def outputs(self, rows: Sequence[Sequence[int]], targets: Sequence[int], probability: bool = False) -> np.ndarray:
-        """F(rows) for the targets (or the targets' probabilities), in length buckets, without gradients."""
-        out = np.empty(len(rows))
+    def scored(
+        self, rows: Sequence[Sequence[int]], where: Sequence[int] | None = None
+    ) -> Iterator[tuple[list[int], torch.Tensor]]:
+        """(bucket, (rows, outputs) logits) over length buckets of ``rows``, without gradients."""
+        device = self.adapter.device
         with torch.inference_mode():
             for bucket in length_buckets([len(r) for r in rows], self.max_rows * 4, self.token_budget * 4):
                 ids, mask = pad([rows[i] for i in bucket], self.pad_id)
-                device = self.adapter.device
-                logits = self.model(ids.to(device), mask.to(device))
-                values = torch.softmax(logits, -1) if probability or self.target_output != "logit" else logits
-                chosen = values[torch.arange(len(bucket)), torch.as_tensor([targets[i] for i in bucket])]
-                out[bucket] = chosen.cpu().double().numpy()
+                at = None if where is None else torch.as_tensor([where[i] for i in bucket], device=device)
+                yield bucket, self._select(self.model(ids.to(device), mask.to(device)), at)
+
+    def outputs(
+        self,
+        rows: Sequence[Sequence[int]],
+        targets: Sequence[int],
+        probability: bool = False,
+        where: Sequence[int] | None = None,
+    ) -> np.ndarray:
+        """F(rows) for the targets (or the targets' probabilities), in length buckets, without gradients."""
+        out = np.empty(len(rows))
+        for bucket, logits in self.scored(rows, where):
+            values = torch.softmax(logits, -1) if probability or self.target_output != "logit" else logits
+            chosen = values[torch.arange(len(bucket)), torch.as_tensor([targets[i] for i in bucket])]
+            out[bucket] = chosen.cpu().double().numpy()
         return out
 
     def probabilities(self, rows: list[list[int]], targets: list[int]) -> np.ndarray:
@@ -135,9 +167,36 @@ class TextIG:
     ) -> list[Attribution]:
         encoded = self.encode(texts)
         rows = [e.input_ids for e in encoded]
+        done = self.integrate(rows, targets, f_inputs, tolerance, progress, schedule)
+        return [
+            Attribution(
+                id=str(ids[i]),
+                target=int(targets[i]),
+                **_words(texts[i], encoded[i], done.scores[i]),
+                f_input=float(done.f_input[i]),
+                f_baseline=float(done.f_baseline[i]),
+                steps=int(done.steps[i]),
+                relative_delta=float(done.deltas[i]),
+                inputs=rows[i],
+            )
+            for i in range(len(rows))
+        ]
+
+    def integrate(
+        self,
+        rows: list[list[int]],
+        targets: Sequence[int],
+        f_inputs: np.ndarray | None,
+        tolerance: float,
+        progress: ProgressReporter,
+        schedule: Sequence[int],
+        where: Sequence[int] | None = None,
+    ) -> Integrated:
+        """IG of every row's target output against its baseline, on the adaptive step schedule.
+        ``where``: per row, the position whose output is explained (token classifiers)."""
         baselines = [self.baseline_ids(r) for r in rows]
-        f_in = f_inputs if f_inputs is not None else self.outputs(rows, targets)
-        f_base = self.outputs(baselines, targets)
+        f_in = f_inputs if f_inputs is not None else self.outputs(rows, targets, where=where)
+        f_base = self.outputs(baselines, targets, where=where)
         token_scores: list[np.ndarray] = [np.zeros(len(r)) for r in rows]
 
         def attribute_at(pending: np.ndarray, steps: int) -> np.ndarray:
@@ -148,7 +207,11 @@ class TextIG:
             ):
                 members = [int(pending[i]) for i in bucket]
                 scores = self._attribute_bucket(
-                    [rows[i] for i in members], [baselines[i] for i in members], [targets[i] for i in members], steps
+                    [rows[i] for i in members],
+                    [baselines[i] for i in members],
+                    [targets[i] for i in members],
+                    steps,
+                    None if where is None else [where[i] for i in members],
                 )
                 for k, i in enumerate(members):
                     token_scores[i] = scores[k, : len(rows[i])]
@@ -157,33 +220,27 @@ class TextIG:
 
         with progress.task("Integrated gradients", total=len(rows)) as advance, input_gradients_only(self.model):
             steps_used, deltas = adaptive_steps(len(rows), schedule, tolerance, attribute_at, advance)
-        return [
-            Attribution(
-                id=str(ids[i]),
-                target=int(targets[i]),
-                **_words(texts[i], encoded[i], token_scores[i]),
-                f_input=float(f_in[i]),
-                f_baseline=float(f_base[i]),
-                steps=int(steps_used[i]),
-                relative_delta=float(deltas[i]),
-                inputs=rows[i],
-            )
-            for i in range(len(rows))
-        ]
+        return Integrated(token_scores, np.asarray(f_in, dtype=float), f_base, steps_used, deltas)
 
     def _attribute_bucket(
-        self, rows: list[list[int]], baselines: list[list[int]], targets: list[int], steps: int
+        self,
+        rows: list[list[int]],
+        baselines: list[list[int]],
+        targets: list[int],
+        steps: int,
+        where: list[int] | None = None,
     ) -> np.ndarray:
         ids, mask = pad(rows, self.pad_id)
         base, _ = pad(baselines, self.pad_id)
         device = self.adapter.device
         width = ids.shape[1]
         internal = max(len(rows), (self.token_budget // max(width, 1)) // len(rows) * len(rows))
+        extra = () if where is None else (torch.as_tensor(where, device=device),)  # Captum repeats it per step
         attributions = self.lig.attribute(
             ids.to(device),
             baselines=base.to(device),
             target=torch.as_tensor(targets, device=device),
-            additional_forward_args=(mask.to(device),),
+            additional_forward_args=(mask.to(device), *extra),
             n_steps=steps,
             method=self.quadrature,
             internal_batch_size=internal,

@@ -31,6 +31,8 @@ from auditkit.ner.privacy_audit import metric_ids as privacy_ids
 from auditkit.stats.groups import slice_name
 
 TOKENS = ("token-classification",)
+FAITHFULNESS = ("comprehensiveness_aopc", "sufficiency_aopc")
+TARGETS = ("predicted", "gold")
 
 
 class TokenPerformanceAuditor(Auditor[PerformanceSettings]):
@@ -94,25 +96,27 @@ class TokenExplainAuditor(Auditor[ExplainSettings]):
     Settings = ExplainSettings
     tasks = TOKENS
     requires = TokenAttributable
-    refuses: ClassVar[dict[str, str]] = {
-        "ids": "the token path explains one sampled word per sentence",
-        "target": "the token path explains the predicted tag",
-        "protected_words": "the protected-word share is not computed for token explanations",
-        "min_count": "context words are not filtered by count on the token path",
-        "n_boot": "context-word means have no intervals on the token path",
-    }
 
     @classmethod
     def metric_ids(cls, settings: ExplainSettings, config: AuditConfigBase) -> set[str]:
-        return {f"{cls.name}.{m}" for m in ("relative_delta_share_above_tolerance", *FAITHFULNESS)}
+        shares = {f"protected_attribution_share[{f}]" for f in settings.protected_words}
+        return {f"{cls.name}.{m}" for m in ("relative_delta_share_above_tolerance", *FAITHFULNESS, *shares)}
+
+    @classmethod
+    def check_config(cls, settings: ExplainSettings, config: AuditConfigBase) -> None:
+        if settings.target not in TARGETS:
+            raise AuditError(
+                f"auditors.explain.target: '{settings.target}' is not one of {', '.join(TARGETS)} "
+                f"for task {config.data.task} (the model's tag at the word, or the gold one)"
+            )
+        for feature in settings.protected_words:
+            if feature not in config.data.sensitive_features:
+                raise AuditError(f"auditors.explain.protected_words: '{feature}' is not in data.sensitive_features")
 
     def run(self, context: AuditContext) -> TokenExplainResult:
         if not isinstance(context.adapter, TokenAttributable):  # validate refuses this
             raise AuditError(f"auditors.explain: adapter {type(context.adapter).__name__} cannot attribute tags")
         return token_explain(context, self.settings)
-
-
-FAITHFULNESS = ("comprehensiveness_aopc", "sufficiency_aopc")
 
 
 class TokenPrivacyAuditor(Auditor[PrivacySettings]):

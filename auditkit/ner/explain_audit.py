@@ -1,32 +1,46 @@
-"""``explain`` for token classifiers: IG for one word's predicted tag per sentence, completeness-checked,
-context words that drive each entity type, and faithfulness against random rankings."""
+"""``explain`` for token classifiers: IG of the tag at chosen words (entities the model found and the ones it
+missed), completeness-checked, sharded like every engine (in process or on Ray); context words that drive each
+entity type, faithfulness per explained word, and the share of attribution on protected words."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 import numpy as np
 
+from auditkit.errors import AuditError
+from auditkit.explain import token_ig  # noqa: F401  (registers the token engine)
 from auditkit.explain.common import Attribution
-from auditkit.explain.faithfulness import faithfulness
-from auditkit.ner.explain import TokenIG
+from auditkit.explain.engines import EngineOptions, engine_for
+from auditkit.explain.sharded import EngineFactory, explain_sharded
+from auditkit.explain.views import protected_shares, unmatched_terms
+from auditkit.ner.explain_views import context_words, faithfulness_summary, word_faithfulness
+from auditkit.ner.explain_words import Word, choose_words, entity_type
 from auditkit.ner.predictions import TokenPredictions
-from auditkit.ner.tags import spans
 from auditkit.results import AuditorResult, MetricValue
+from auditkit.stats.intervals import bootstrap_means, percentile_interval
 
 
 class TokenExplainResult(AuditorResult):
     method: str = "integrated_gradients"
     task: str = "token-classification"
-    n_examples: int
+    n_examples: int  # explained words
+    target: str  # "predicted" or "gold"
     output: str
     tolerance: float
+    baseline: str
+    include_outside: bool
+    explained: dict[str, int]  # explained words by why: predicted, missed, outside
+    left_out: dict[str, int]  # candidate words that could not be explained, by reason
     steps: dict[str, Any]
     relative_delta: dict[str, float]
-    context_words_by_type: dict[str, list[dict[str, Any]]]
-    top_tokens: list[dict[str, Any]]  # context words over every type
-    protected_attribution_share: dict[str, float] = {}  # not computed for token classification yet
+    context_words_by_type: dict[str, dict[str, list[dict[str, Any]]]]  # type -> toward / away -> rows
+    top_tokens: list[dict[str, Any]]  # context words toward the explained tag, over every type
+    top_negative_tokens: list[dict[str, Any]]
+    protected_attribution_share: dict[str, float]
+    protected_attribution_share_ci: dict[str, list[float] | None]
+    protected_attribution_share_by_group: dict[str, dict[str, float]]
+    protected_words_missing: dict[str, list[str]]
     faithfulness: dict[str, Any]
     records: list[dict[str, Any]]
 
@@ -37,120 +51,150 @@ class TokenExplainResult(AuditorResult):
         return self.records
 
     def metric_values(self) -> dict[str, MetricValue]:
-        return {
+        f = self.faithfulness
+        out = {
             "relative_delta_share_above_tolerance": MetricValue(self.relative_delta["share_above_tolerance"]),
-            "comprehensiveness_aopc": MetricValue(self.faithfulness["comprehensiveness_aopc"]),
-            "sufficiency_aopc": MetricValue(self.faithfulness["sufficiency_aopc"]),
+            "comprehensiveness_aopc": MetricValue(f["comprehensiveness_aopc"]),
+            "sufficiency_aopc": MetricValue(f["sufficiency_aopc"]),
         }
-
-
-def choose_words(p: TokenPredictions, n: int, label2id: dict[str, int], rng: np.random.Generator) -> list[tuple]:
-    """Up to ``n`` sentences, each with one word to explain: the first word of a predicted entity (a gold one
-    when the model found none), spread over entity types; target = the model's tag at that word."""
-    by_type: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
-    for s in range(len(p)):
-        found = spans(p.y_pred[s]) or spans(p.y_true[s])
-        if not found:
-            continue
-        start, _, kind = found[int(rng.integers(len(found)))]
-        tag = p.y_pred[s][start]
-        if tag in label2id and p.scores[s][start] is not None:
-            by_type[kind].append((s, start, tag))
-    chosen: list[tuple[int, int, str]] = []
-    pools = {k: list(rng.permutation(len(v))) for k, v in by_type.items()}
-    while len(chosen) < n and any(pools.values()):
-        for kind in sorted(by_type):  # round robin over types so rare types are explained too
-            if pools[kind] and len(chosen) < n:
-                chosen.append(by_type[kind][pools[kind].pop()])
-    return sorted(chosen)
+        for feature, share in self.protected_attribution_share.items():
+            ci = self.protected_attribution_share_ci.get(feature)
+            out[f"protected_attribution_share[{feature}]"] = MetricValue(share, tuple(ci) if ci else None)
+        return out
 
 
 def token_explain(context: Any, settings: Any) -> TokenExplainResult:
+    """IG for the chosen words of the test sentences (see :mod:`auditkit.ner.explain_words`)."""
     p: TokenPredictions = context.predictions("test")
-    adapter = context.adapter
+    adapter, test = context.adapter, context.data.test
     rng = np.random.default_rng(context.seed)
-    label2id = {str(k): int(v) for k, v in adapter.model.config.label2id.items()}
-    chosen = choose_words(p, settings.n_examples, label2id, rng)
-    ig = TokenIG(
-        adapter.attribution_module(),
-        adapter.embedding_layer(),
-        adapter.tokenizer,
-        adapter.device,
-        max_length=adapter.max_length,
-        output=settings.output,
-        baseline_token=settings.baseline_token,
-        quadrature=settings.quadrature,
-        token_budget=settings.token_budget,
+    include_outside = settings.include_outside
+    choice = choose_words(
+        p,
+        n=settings.n_examples,
+        ids=settings.ids,
+        target=settings.target,
+        include_outside=include_outside,
+        label2id=adapter.label2id,
+        rng=rng,
     )
-    attributions = ig.attribute(
-        [str(p.ids[s]) for s, _, _ in chosen],
-        [p.tokens[s] for s, _, _ in chosen],
-        [w for _, w, _ in chosen],
-        [label2id[t] for _, _, t in chosen],
+    words = choice.words
+    if not words:
+        raise AuditError(
+            "auditors.explain: no word to explain: the model tags no entity in the test split and it holds none"
+            + ("" if include_outside else " (include_outside explains O words)")
+        )
+    engine_cls = engine_for(type(adapter))
+    if engine_cls is None:
+        raise AuditError(f"auditors.explain: no attribution engine for {type(adapter).__name__}")
+    options = EngineOptions(settings.output, settings.baseline_token, settings.token_budget, settings.quadrature)
+    engine = engine_cls.create(adapter, context.data, options)
+    factory = EngineFactory(
+        engine_cls, type(adapter), context.config.model, context.config.data, context.data, options, adapter, engine
+    )
+    positions = np.array([w.sentence for w in words], dtype=int)
+    targets = [(w.position, w.tag) for w in words]
+    attributions, texts = explain_sharded(
+        context.executor,
+        factory,
+        test,
+        positions,
+        targets,
+        None,
         settings.tolerance,
-        context.progress,
         settings.schedule,
+        context.progress,
     )
-    steps = np.array([a.steps for a in attributions]) if attributions else np.zeros(1, dtype=int)
-    deltas = np.array([a.relative_delta for a in attributions]) if attributions else np.zeros(1)
-    faith = faithfulness(attributions, ig.perturb, ig.probabilities, settings.faithfulness_percents, rng)
-    records = [_record(a, position, tag) for a, (_, position, tag) in zip(attributions, chosen, strict=True)]
+    id2label = adapter.id2label
+    kinds = [entity_type(id2label[a.target[1]]) for a in attributions]  # signs point toward the explained tag
+    per_word = word_faithfulness(
+        attributions, engine.perturb, engine.probabilities, settings.faithfulness_percents, rng
+    )
+    steps = np.array([a.steps for a in attributions])
+    deltas = np.array([a.relative_delta for a in attributions])
+    kept = dict(top_k=settings.top_k, min_count=settings.min_count, n_boot=settings.n_boot, rng=rng)
+    overall = context_words(attributions, ["all"] * len(attributions), **kept).get("all", {})
+    protected = _protected(settings, attributions, texts, test.frame.iloc[positions], rng)
     return TokenExplainResult(
         n_examples=len(attributions),
+        target=settings.target,
         output=settings.output,
         tolerance=settings.tolerance,
-        steps={"quadrature": settings.quadrature, "mean": float(steps.mean()), "max": int(steps.max())},
+        baseline=settings.baseline_token,
+        include_outside=include_outside,
+        explained={why: sum(w.why == why for w in words) for why in ("predicted", "missed", "outside")},
+        left_out=choice.left_out,
+        steps={
+            "quadrature": settings.quadrature,
+            "mean": float(steps.mean()),
+            "max": int(steps.max()),
+            "histogram": {str(k): int((steps == k).sum()) for k in settings.schedule},
+        },
         relative_delta={
             "median": float(np.median(deltas)),
             "p95": float(np.percentile(deltas, 95)),
             "share_above_tolerance": float((deltas > settings.tolerance).mean()),
         },
-        context_words_by_type=_context_words(attributions, chosen, settings.top_k),
-        top_tokens=_context_words(attributions, [(s, w, "any") for s, w, _ in chosen], settings.top_k).get("any", []),
+        context_words_by_type=context_words(attributions, kinds, **kept),
+        top_tokens=overall.get("toward", []),
+        top_negative_tokens=overall.get("away", []),
+        **protected,
         faithfulness={
-            "comprehensiveness_aopc": faith.comprehensiveness_aopc,
-            "sufficiency_aopc": faith.sufficiency_aopc,
-            "random_comprehensiveness_aopc": faith.random_comprehensiveness_aopc,
-            "random_sufficiency_aopc": faith.random_sufficiency_aopc,
-            "better_than_random": faith.better_than_random,
+            **faithfulness_summary(per_word, kinds),
             "percents": list(settings.faithfulness_percents),
-            "note": "the explained word itself is never erased",
+            "note": "per explained word, over its context words: the explained word itself is never erased",
         },
-        records=records,
+        records=[
+            _record(a, w, id2label, kind, f) for a, w, kind, f in zip(attributions, words, kinds, per_word, strict=True)
+        ],
     )
 
 
-def _context_words(attributions: list[Attribution], chosen: list[tuple], k: int) -> dict[str, list[dict[str, Any]]]:
-    """Per entity type: the other words of the sentence with the largest mean attribution toward the tag."""
-    sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for a, (_, position, tag) in zip(attributions, chosen, strict=True):
-        kind = tag.split("-", 1)[-1]
-        for index, (word, score) in enumerate(zip(a.units, a.scores, strict=True)):
-            if index != position:
-                sums[kind][word.lower()] += float(score)
-                counts[kind][word.lower()] += 1
-    out = {}
-    for kind in sorted(sums):
-        rows = [
-            {"token": w, "mean_attribution": sums[kind][w] / counts[kind][w], "count": counts[kind][w]}
-            for w in sums[kind]
-        ]
-        rows.sort(key=lambda r: r["mean_attribution"], reverse=True)
-        out[kind] = rows[:k]
-    return out
+def _protected(
+    settings: Any, attributions: list[Attribution], texts: list[str | None], frame: Any, rng: np.random.Generator
+) -> dict[str, Any]:
+    """Share of |attribution| on protected words (every word of the sentence, as for classifiers), with a
+    bootstrap interval over explained words, and per group where the sentence metadata has the feature."""
+    shares: dict[str, float] = {}
+    share_ci: dict[str, list[float] | None] = {}
+    by_group: dict[str, dict[str, float]] = {}
+    missing: dict[str, list[str]] = {}
+    for feature, terms in settings.protected_words.items():
+        per_word = protected_shares(attributions, texts, terms)
+        if unmatched := unmatched_terms(attributions, texts, terms):
+            missing[feature] = unmatched
+        shares[feature] = float(per_word.mean())
+        interval, _ = percentile_interval(bootstrap_means(per_word[:, None], settings.n_boot, rng)[:, 0], 0.95)
+        share_ci[feature] = list(interval) if interval else None
+        if feature in frame.columns:
+            groups = frame[feature].astype(str).to_numpy()
+            by_group[feature] = {g: float(per_word[groups == g].mean()) for g in sorted(set(groups))}
+    return {
+        "protected_attribution_share": shares,
+        "protected_attribution_share_ci": share_ci,
+        "protected_attribution_share_by_group": by_group,
+        "protected_words_missing": missing,
+    }
 
 
-def _record(a: Attribution, position: int, tag: str) -> dict[str, Any]:
-    """One line of attributions.jsonl: the contract's fields plus ``position`` and ``tag``."""
+def _record(
+    a: Attribution, word: Word, id2label: dict[int, str], kind: str, faith: dict[str, float] | None
+) -> dict[str, Any]:
+    """One line of attributions.jsonl: the contract's fields, plus which word, why, and its tags."""
+    tag = id2label[a.target[1]]
     return {
         "id": a.id,
         "target": tag,
-        "position": position,
-        "tag": tag,
+        "position": word.position,
+        "tag": tag,  # the tag explained, as the model names it
+        "why": word.why,  # predicted (the model tags an entity), missed (a gold entity tagged O), outside
+        "type": kind,  # entity type of the tag explained (O for the O tag)
+        "gold": word.gold,
+        "predicted": word.predicted,
         "tokens": [{"token": u, "score": float(v)} for u, v in zip(a.units, a.scores, strict=True)],
         "delta": a.relative_delta,
         "steps": a.steps,
         "f_input": a.f_input,
         "f_baseline": a.f_baseline,
+        "faithfulness": faith,
     }

@@ -241,51 +241,122 @@ def token_heatmap(record: dict[str, Any]) -> Heatmap:
                 (
                     f"[{t['token']}]",
                     "rgba(60, 90, 200, 0.35)",
-                    f"explained word, tagged {record['tag']}; its own attribution {t['score']:+.4g}",
+                    f"explained word, tag {record['tag']}; its own attribution {t['score']:+.4g}",
                 )
             )
         else:
             pieces.append((t["token"], _colour(t["score"], scale), f"{t['score']:+.4g}"))
+    why = {"predicted": "tagged by the model", "missed": "missed entity", "outside": "outside entities"}
     label = (
-        f"{record['id']} · word {record['position'] + 1} tagged {record['tag']} · F(x) − F(baseline) = "
-        f"{record['f_input'] - record['f_baseline']:+.4g} · {record['steps']} steps · "
+        f"{record['id']} · word {record['position'] + 1} ({why.get(record.get('why', ''), 'explained')}; "
+        f"gold {record.get('gold', '?')}, predicted {record.get('predicted', '?')}) · tag explained {record['tag']} · "
+        f"F(x) − F(baseline) = {record['f_input'] - record['f_baseline']:+.4g} · {record['steps']} steps · "
         f"relative error {record['delta']:.2g}"
     )
     return Heatmap(label, pieces)
 
 
+def _word_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    return [[r["token"], r["mean_attribution"], interval(r.get("ci")), r["count"]] for r in rows]
+
+
 @section_builder(TokenExplainResult)
 def token_explain_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
     s = result.summary()
-    f, d = s["faithfulness"], s["relative_delta"]
+    f, d, steps = s["faithfulness"], s["relative_delta"], s["steps"]
+    explained = s["explained"]
     tables = [
         Table(
-            ["measure", "value"],
+            ["explained words", "predicted entities", "missed entities", "outside", "mean steps", "max steps"],
             [
-                ["explained words", s["n_examples"]],
-                ["mean steps", number(s["steps"]["mean"])],
-                ["median relative completeness error", number(d["median"])],
-                [f"share above tolerance {s['tolerance']:g}", number(d["share_above_tolerance"])],
                 [
-                    "comprehensiveness AOPC (random)",
-                    f"{number(f['comprehensiveness_aopc'])} ({number(f['random_comprehensiveness_aopc'])})",
-                ],
-                [
-                    "sufficiency AOPC (random)",
-                    f"{number(f['sufficiency_aopc'])} ({number(f['random_sufficiency_aopc'])})",
-                ],
+                    s["n_examples"],
+                    explained.get("predicted", 0),
+                    explained.get("missed", 0),
+                    explained.get("outside", 0),
+                    steps["mean"],
+                    steps["max"],
+                ]
             ],
-            caption="Integrated gradients for one word's predicted tag per sentence (explained word never erased)",
-        )
+            caption=f"Integrated gradients of the {s['target']} tag at each explained word ({s['output']}, "
+            f"baseline {s['baseline']}, {steps['quadrature'].replace('_', '-')} quadrature, adaptive steps)",
+        ),
+        Table(
+            ["median relative error", "95th pct.", "share above tolerance"],
+            [[d["median"], d["p95"], d["share_above_tolerance"]]],
+            caption=f"Completeness: word attributions must add up to F(x) − F(baseline) within {s['tolerance']:g}",
+        ),
     ]
-    for kind, rows in s["context_words_by_type"].items():
+    faith_rows = [["all types", f]] + [[kind, row] for kind, row in f["by_type"].items()]
+    tables.append(
+        Table(
+            ["type", "words", "comprehensiveness AOPC (random)", "sufficiency AOPC (random)", "better than random"],
+            [
+                [
+                    kind,
+                    row["n"],
+                    f"{number(row['comprehensiveness_aopc'])} ({number(row['random_comprehensiveness_aopc'])})",
+                    f"{number(row['sufficiency_aopc'])} ({number(row['random_sufficiency_aopc'])})",
+                    "yes" if row["better_than_random"] else "no",
+                ]
+                for kind, row in faith_rows
+            ],
+            caption="Faithfulness (ERASER) per explained word over its context words, top "
+            + ", ".join(f"{p:g}%" for p in f["percents"])
+            + " removed / kept; the explained word itself is never erased",
+        )
+    )
+    protected_rows = [
+        [
+            feature,
+            share,
+            interval(s["protected_attribution_share_ci"].get(feature)),
+            "; ".join(
+                f"{g}: {number(v)}" for g, v in s["protected_attribution_share_by_group"].get(feature, {}).items()
+            ),
+        ]
+        for feature, share in s["protected_attribution_share"].items()
+    ]
+    if protected_rows:
         tables.append(
             Table(
-                ["context word", "mean attribution", "count"],
-                [[r["token"], r["mean_attribution"], r["count"]] for r in rows],
-                caption=f"Context words that most drive '{kind}' tags",
+                ["sensitive feature", "share of |attribution|", "95% CI", "by group"],
+                protected_rows,
+                caption="Attribution on words that name a sensitive attribute (every word of the sentence)",
             )
         )
+    for kind, sides in s["context_words_by_type"].items():
+        what = "the O tag" if kind == "O" else f"'{kind}' tags"
+        for side, verb in (("toward", "push toward"), ("away", "push away from")):
+            if sides[side]:
+                tables.append(
+                    Table(
+                        ["context word", "mean attribution", "95% CI", "count"],
+                        _word_rows(sides[side]),
+                        caption=f"Context words that {verb} {what}",
+                    )
+                )
+    notes = []
+    for reason, count in s["left_out"].items():
+        notes.append(f"{count} candidate words were not explained: {reason.replace('_', ' ')}.")
+    for feature, terms in s["protected_words_missing"].items():
+        notes.append(
+            f"protected_words for {feature}: {', '.join(repr(t) for t in terms)} matched no word of the "
+            f"{s['n_examples']} explained sentences, so the share says nothing about them."
+        )
+    if not f["better_than_random"]:
+        notes.append("The attributions are no better than random ones on comprehensiveness or sufficiency.")
+    if d["share_above_tolerance"] > 0:
+        notes.append(
+            f"{d['share_above_tolerance']:.0%} of explained words stayed above the completeness tolerance "
+            f"after {steps['max']} steps."
+        )
     return Section(
-        key=name, title="Explanations (entities)", tables=tables, heatmaps=[token_heatmap(r) for r in s["examples"]]
+        key=name,
+        title="Explanations (entities)",
+        tables=tables,
+        notes=notes,
+        heatmaps=[token_heatmap(r) for r in s["examples"]],
+        intro="Each explained word is a word the model tags as an entity, or a gold entity it missed; "
+        "hover a word for its attribution toward the tag explained.",
     )
