@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -29,6 +30,8 @@ def _fail(message: str, code: int = 2) -> None:
 
 def _guarded(debug: bool, action):  # type: ignore[no-untyped-def]
     """Run ``action``; user errors become one ``error:`` line and exit 2, tracebacks only with --debug."""
+    # Ray's own log lines reach stderr only with --debug (auditkit.execution.ray_executor.quiet_native_stderr)
+    os.environ["AUDITKIT_RAY_STDERR"] = "debug" if debug else "quiet"
     try:
         return action()
     except AuditError as exc:

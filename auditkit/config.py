@@ -214,6 +214,9 @@ class ExecutionSettings(StrictModel):
         "'ray://host:10001' connects a client.",
     )
     num_cpus: int | None = Field(None, ge=1, description="Ray 'local' only: CPUs of the one-node cluster.")
+    connect_timeout_s: float = Field(
+        30.0, gt=0, le=600, description="Ray 'auto' or an address: seconds to wait for the cluster to answer."
+    )
     workers: int | None = Field(
         None, ge=1, description="Model-holding actors for attributions; default: as many as the cluster's GPUs or 2."
     )

@@ -273,3 +273,63 @@ def test_sharded_attributions_come_back_in_order_from_model_loading_workers(ray_
     assert len(workers) == 2 and -1 not in workers  # two actors, each loaded its own model once
     shards = deal([len(texts[i]) for i in positions], 2)
     assert sorted(np.concatenate(shards).tolist()) == list(range(len(positions)))
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again when the block ends: nothing listens there
+
+
+def test_ray_address_where_nothing_listens_is_one_line_and_exit_2(tmp_path, credit_frame):
+    config = tabular_audit(tmp_path, credit_frame)
+    address = f"127.0.0.1:{_closed_port()}"
+    started = __import__("time").monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "auditkit.cli", "run", str(config), "--ray", address, "--quiet"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: execution.address: no Ray cluster answers at '{address}'")
+    assert __import__("time").monotonic() - started < 120  # the model build and imports; the connect is at once
+
+
+def test_ray_address_that_never_answers_fails_within_the_bound(tmp_path):
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)  # never accepted: once the queue is full, a new connection is never answered
+    queued = []
+    for _ in range(8):  # fill the accept queue: the kernel then leaves new connections unanswered
+        try:
+            queued.append(socket.create_connection(server.getsockname(), timeout=0.5))
+        except TimeoutError:
+            break
+    address = f"127.0.0.1:{server.getsockname()[1]}"
+    code = (
+        "import os, time\n"
+        "os.environ['AUDITKIT_RAY_STDERR'] = 'quiet'  # as the command line sets it\n"
+        "from auditkit.config import ExecutionSettings\n"
+        "from auditkit.errors import AuditError\n"
+        "from auditkit.execution.ray_executor import RayExecutor\n"
+        "started = time.monotonic()\n"
+        "try:\n"
+        f"    RayExecutor(ExecutionSettings(engine='ray', address={address!r}, connect_timeout_s=2))\n"
+        "except AuditError as exc:\n"
+        "    print(exc)\n"
+        "print(round(time.monotonic() - started, 2))\n"
+    )
+    try:
+        done = run_python(code, tmp_path)
+    finally:
+        for connection in queued:
+            connection.close()
+        server.close()
+    message, elapsed = done.stdout.strip().splitlines()
+    assert message.startswith(f"execution.address: no Ray cluster answers at '{address}'"), message
+    assert 1.5 <= float(elapsed) < 6, elapsed
+    assert done.stderr.strip() == ""  # Ray's own retry lines stay out of the user's stderr

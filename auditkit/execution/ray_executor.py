@@ -7,7 +7,13 @@ joins a cluster someone else runs and leaves it running.
 
 from __future__ import annotations
 
+import io
 import logging
+import os
+import socket
+import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,18 +61,101 @@ def _loopback_only():
         ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
-def _call(fn: Callable[[T], R], item: T) -> R:
+_quieted = False
+
+
+def quiet_native_stderr() -> None:
+    """Keep Ray's own log lines (its C++ core writes to file descriptor 2: connection retries, warnings)
+    out of the user's stderr when the command line asks (``AUDITKIT_RAY_STDERR=quiet``, set unless
+    ``--debug``): descriptor 2 goes to /dev/null and Python's ``sys.stderr`` (progress, the ``error:``
+    line, tracebacks) to a copy of it. A Python caller's process is left as it is."""
+    global _quieted
+    if os.environ.get("AUDITKIT_RAY_STDERR") != "quiet" or _quieted:
+        return
+    try:
+        original = os.dup(2)
+        sys.stderr.flush()
+    except (OSError, ValueError):  # no real descriptor 2 (an embedding host): nothing to keep clean
+        return
+    stream = io.TextIOWrapper(os.fdopen(original, "wb", buffering=0), write_through=True, errors="backslashreplace")
+    sink = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(sink, 2)
+    os.close(sink)
+    sys.stderr, _quieted = stream, True
+
+
+def _connect(settings: ExecutionSettings) -> None:
+    """Join the cluster at ``settings.address`` within ``connect_timeout_s``, or one AuditError line.
+
+    ``ray.init`` retries an address where nothing answers for minutes; an address with a port is
+    first probed over TCP (refused or silent: an error at once), then ``ray.init`` gets the rest of
+    the bound in a thread the process does not wait for.
+    """
+    address, bound = settings.address, settings.connect_timeout_s
+    started = time.monotonic()
+
+    def unreachable(why: str) -> AuditError:
+        return AuditError(
+            f"execution.address: no Ray cluster answers at '{address}' ({why}); start one with "
+            "'ray start --head', fix the address, or use 'local'"
+        )
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if host and port.isdigit():
+        try:
+            socket.create_connection((host, int(port)), timeout=bound).close()
+        except OSError as exc:
+            raise unreachable(f"{type(exc).__name__}: {exc.strerror or exc}") from None
+    outcome: dict[str, BaseException | None] = {}
+
+    def init() -> None:
+        try:
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+            outcome["error"] = None
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=init, name="auditkit-ray-connect", daemon=True)
+    thread.start()
+    thread.join(max(0.0, bound - (time.monotonic() - started)))
+    if "error" not in outcome:
+        raise unreachable(f"no answer within execution.connect_timeout_s = {bound:g} s")
+    error = outcome["error"]
+    if error is not None:
+        raise unreachable(" ".join(str(error).split())[:200] or type(error).__name__)
+
+
+def _same_threads(threads: int) -> None:
+    """Compute with as many torch threads as the process that asked: a float sum split over another
+    number of threads rounds differently, and a DP run's threshold or an attribution would then
+    differ in its last digits from the same audit in process (Ray gives a 1-CPU task one thread)."""
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def _call(fn: Callable[[T], R], item: T, threads: int) -> R:
+    _same_threads(threads)
     return fn(item)
 
 
 class _Worker:
     """Holds one state (a loaded model) and applies functions to shards with it."""
 
-    def __init__(self, make_state: Callable[[], Any]) -> None:
+    def __init__(self, make_state: Callable[[], Any], threads: int) -> None:
+        _same_threads(threads)
         self.state = make_state()
 
     def run(self, fn: Callable[[Any, Any], Any], shard: Any) -> Any:
         return fn(self.state, shard)
+
+
+def _driver_threads() -> int:
+    """This process's torch threads (torch's default when torch is not imported yet)."""
+    import torch
+
+    return torch.get_num_threads()
 
 
 class RayExecutor(Executor):
@@ -76,24 +165,18 @@ class RayExecutor(Executor):
         self.settings = settings
         self._owns_cluster = False
         if not ray.is_initialized():
-            try:
-                if settings.address == "local":
-                    with _loopback_only():
-                        ray.init(
-                            num_cpus=settings.num_cpus,
-                            include_dashboard=False,
-                            logging_level=logging.ERROR,
-                            log_to_driver=False,
-                        )
-                    self._owns_cluster = True
-                else:
-                    ray.init(address=settings.address, logging_level=logging.ERROR, log_to_driver=False)
-                    self._owns_cluster = True  # our connection, not the cluster: shutdown only disconnects
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise AuditError(
-                    f"execution.address: cannot reach a Ray cluster at '{settings.address}' "
-                    f"({' '.join(str(exc).split())[:200]}); start one with 'ray start --head' or use 'local'"
-                ) from None
+            quiet_native_stderr()
+            if settings.address == "local":
+                with _loopback_only():
+                    ray.init(
+                        num_cpus=settings.num_cpus,
+                        include_dashboard=False,
+                        logging_level=logging.ERROR,
+                        log_to_driver=False,
+                    )
+            else:
+                _connect(settings)
+            self._owns_cluster = True  # for an address, our connection, not the cluster: shutdown only disconnects
         resources = ray.cluster_resources()
         self._cpus = float(resources.get("CPU", 1))
         self._gpus = float(resources.get("GPU", 0))
@@ -115,7 +198,8 @@ class RayExecutor(Executor):
     def map(self, fn: Callable[[T], R], items: Sequence[T], *, gpu: bool = False) -> list[R]:
         task = ray.remote(_call).options(**self._options(gpu))
         shared = ray.put(fn)  # stored once (a trainable with its cached activations), not once per task
-        return ray.get([task.remote(shared, item) for item in items])
+        threads = _driver_threads()
+        return ray.get([task.remote(shared, item, threads) for item in items])
 
     def map_with_state(
         self, make_state: Callable[[], S], fn: Callable[[S, T], R], shards: Sequence[T], *, gpu: bool = False
@@ -123,7 +207,8 @@ class RayExecutor(Executor):
         if not shards:
             return []
         worker = ray.remote(_Worker).options(**self._options(gpu))
-        actors = [worker.remote(make_state) for _ in range(min(self.workers, len(shards)))]
+        threads = _driver_threads()
+        actors = [worker.remote(make_state, threads) for _ in range(min(self.workers, len(shards)))]
         try:
             pool = ActorPool(actors)
             return list(pool.map(lambda actor, shard: actor.run.remote(fn, shard), shards))
