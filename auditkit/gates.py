@@ -54,8 +54,36 @@ def status_counts(gates: Sequence[GateResult]) -> dict[str, int]:
 
 
 def _status(gate: GateConfig, metric: MetricValue) -> tuple[str, str | None]:
-    if metric.value is None or metric.undecided:
+    if metric.value is None:
         return "inconclusive", metric.reason
+    if metric.undecided:
+        return _over_compared_groups(gate, metric)
+    return _decided(gate, metric)
+
+
+def _over_compared_groups(gate: GateConfig, metric: MetricValue) -> tuple[str, str | None]:
+    """A value over the groups compared, some left out: a largest gap can only grow and a smallest ratio
+    only shrink when groups are added, so a gate failing in that direction fails on every group; a pass
+    (or a fail the other way) over a subset is uncertain."""
+    status, reason = _decided(gate, metric)
+    moves = metric.left_out_moves
+    worse_is = "up" if gate.op in ("<=", "<") else "down"  # the direction that fails this gate
+    if status == "fail" and moves == worse_is:
+        could = "raise" if moves == "up" else "lower"
+        return "fail", (
+            f"fails on the groups compared; the {len(metric.left_out)} left out ({', '.join(metric.left_out)}) "
+            f"could only {could} it further" + (f"; {reason}" if reason else "")
+        )
+    if moves is None:
+        return "inconclusive", metric.reason
+    could = "raise" if moves == "up" else "lower"
+    return "inconclusive", f"{status} on the groups compared, but the groups left out could {could} it; " + (
+        metric.reason or ""
+    )
+
+
+def _decided(gate: GateConfig, metric: MetricValue) -> tuple[str, str | None]:
+    assert metric.value is not None
     ok = OPS[gate.op]
     if metric.ci is None:
         return ("pass" if ok(metric.value, gate.threshold) else "fail"), metric.reason

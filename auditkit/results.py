@@ -20,6 +20,10 @@ class MetricValue:
     reason: str | None = None
     left_out: tuple[str, ...] = ()  # groups the comparison behind this value did not include
     undecided: bool = False  # the value is shown but may not decide a gate; ``reason`` says why
+    # Which way the groups in ``left_out`` could move the value if they were compared: "up" for a
+    # largest gap between groups (a max only grows), "down" for a smallest ratio (a min only shrinks).
+    # A gate that fails on the compared groups in that direction fails on all of them: it is decided.
+    left_out_moves: str | None = None
 
     def __post_init__(self) -> None:
         if self.value is not None and not math.isfinite(self.value):

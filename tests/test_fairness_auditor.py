@@ -182,6 +182,7 @@ def test_a_constant_classifier_has_no_flip_rate_but_keeps_its_score_changes():
         adapter=SimpleNamespace(predict=predict),
         progress=None,
         predictions=lambda split: predict(test, None),
+        predictions_of=lambda kind, split="test": predict(test, None),
     )
     flip_gate = GateConfig(metric="fairness.counterfactual_flip_rate[gender]", op="<=", threshold=0.05)
     auditor = FairnessAuditor(FairnessSettings(n_boot=100))

@@ -67,3 +67,28 @@ def test_undecided_value_is_inconclusive_and_names_left_out_groups():
     assert result.left_out == ("f*young",)
     with pytest.raises(ValueError):
         MetricValue(0.9, undecided=True)
+
+
+@pytest.mark.parametrize(
+    ("op", "threshold", "ci", "moves", "status"),
+    [
+        ("<=", 0.2, (0.21, 0.57), "up", "fail"),  # a largest gap failing on the compared groups can only grow
+        ("<=", 0.6, (0.21, 0.57), "up", "inconclusive"),  # a pass on a subset: the left-out groups could raise it
+        (">=", 0.8, (0.40, 0.70), "down", "fail"),  # a smallest ratio failing on a subset can only shrink
+        (">=", 0.3, (0.40, 0.70), "down", "inconclusive"),
+        (">=", 0.8, (0.40, 0.70), "up", "inconclusive"),  # failing low, but more groups could raise it
+        ("<=", 0.2, (0.21, 0.57), None, "inconclusive"),  # against the overall rate: either way
+    ],
+)
+def test_a_disparity_over_some_groups_fails_when_more_groups_could_only_worsen_it(op, threshold, ci, moves, status):
+    from auditkit.config import GateConfig
+    from auditkit.gates import evaluate_gate
+    from auditkit.results import MetricValue
+
+    value = MetricValue(sum(ci) / 2, ci, "compares 4 of 6 groups", ("x", "y"), True, moves)
+    gate = GateConfig(metric="fairness.equalized_odds_difference[race]", op=op, threshold=threshold)
+    result = evaluate_gate(gate, value)
+    assert result.status == status, result.reason
+    assert result.left_out == ("x", "y")
+    if status == "fail":
+        assert "could only" in result.reason and "x, y" in result.reason

@@ -146,7 +146,8 @@ class FairnessResult(AuditorResult):
         undecided = bool(left_out) and values[metric] is not None and self.small_groups == "inconclusive"
         if left_out and values[metric] is not None:
             reason = self._left_out_reason(groups, metric, left_out, undecided) + (f"; {reason}" if reason else "")
-        return MetricValue(values[metric], tuple(ci) if ci else None, reason, left_out, undecided)
+        moves = left_out_moves(DISPARITIES[metric][1], self.method) if left_out else None
+        return MetricValue(values[metric], tuple(ci) if ci else None, reason, left_out, undecided, moves)
 
     def _left_out_reason(self, groups: dict[str, Any], metric: str, left_out: tuple[str, ...], undecided: bool) -> str:
         needed = DISPARITIES[metric][0]
@@ -161,6 +162,15 @@ class FairnessResult(AuditorResult):
         if undecided:
             text += "; set auditors.fairness.small_groups: exclude to gate on the groups compared"
         return text
+
+
+def left_out_moves(how: str, method: str) -> str | None:
+    """Which way left-out groups could move a disparity between groups: a largest difference only up,
+    a smallest ratio only down. Against the overall rate they could move it either way (the overall
+    changes too): None."""
+    if method != "between_groups":
+        return None
+    return "up" if how == "difference" else "down"
 
 
 def slice_summary(report: SliceReport) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from auditkit.adapters.capabilities import Tagger
-from auditkit.auditors.fairness import NameProbe
+from auditkit.auditors.fairness import NameProbe, left_out_moves
 from auditkit.ner.metrics import EntityCounts, count_entities, rates
 from auditkit.ner.predictions import TokenPredictions
 from auditkit.ner.probe import ProbeSet, load_names, load_templates, probe_report, recognised
@@ -60,7 +60,9 @@ class TokenFairnessResult(AuditorResult):
         reason = f"compares {len(groups) - len(left_out)} of {len(groups)} groups; left out as too small: {why}"
         if undecided:
             reason += "; set auditors.fairness.small_groups: exclude to gate on the groups compared"
-        return MetricValue(value.value, value.ci, reason, left_out, undecided)
+        how = "ratio" if key.endswith("_ratio") else "difference"
+        moves = left_out_moves(how, block.get("method", "between_groups"))
+        return MetricValue(value.value, value.ci, reason, left_out, undecided, moves)
 
 
 def block_value(block: dict[str, Any], key: str) -> MetricValue:
