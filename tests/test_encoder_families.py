@@ -182,7 +182,7 @@ def test_dp_run_epsilon_equals_opacus_accountant(loaded, family_dir, top_layers)
     reference.history = [(noise, sample_rate, steps)]
     assert outcome.epsilon == pytest.approx(reference.get_epsilon(1e-3), rel=1e-6)
     assert outcome.epsilon <= 3.0 * 1.01
-    assert outcome.test_logits.shape == (len(data.test), 2) and np.isfinite(outcome.test_logits).all()
+    assert outcome.test.logits.shape == (len(data.test), 2) and np.isfinite(outcome.test.logits).all()
 
 
 @pytest.mark.slow

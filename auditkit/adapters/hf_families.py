@@ -235,7 +235,10 @@ class MeanPool(nn.Module):
 
 
 class Top(nn.Module):
-    """The top ``k`` layers and the family's head, copied from the model: ``top(hidden, mask) -> logits``."""
+    """The top ``k`` layers and the family's head, copied from the model: ``top(hidden, mask) -> logits``.
+
+    ``pooling``: ``pooler`` (the head as the classifier has it), ``mean`` (mean of token states into its last
+    linear layer) or ``tokens`` (a token classifier: per-position logits)."""
 
     def __init__(self, model: nn.Module, k: int, pooling: str = "pooler") -> None:
         super().__init__()
@@ -244,7 +247,9 @@ class Top(nn.Module):
         first = len(layers) - k
         self.stack = family.stack(model, copy.deepcopy(layers[first:]), first)
         self.mean = MeanPool() if pooling == "mean" else None
-        if self.mean is None:
+        if pooling == "tokens":  # a token classifier's head reads every position: its dropout and classifier
+            head = [model.dropout, model.classifier]
+        elif self.mean is None:
             head = family.head(model)
         else:  # unused weights break Opacus: only the last linear layer is kept
             head = [nn.Dropout(getattr(model.config, "hidden_dropout_prob", 0.1)), family.output(model)]

@@ -151,7 +151,7 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
     @classmethod
     def metric_ids(cls, settings: PrivacySettings, config: AuditConfigBase) -> set[str]:
         if config.data.task == "token-classification":
-            return {f"{cls.name}.{m}" for m in token_metric_ids(settings.epsilons, _probes(config))}
+            return {f"{cls.name}.{m}" for m in token_metric_ids(settings, _probes(config))}
         ids = {f"{cls.name}.mia_auc[audited]", f"{cls.name}.epsilon_lower_bound[audited]"}
         for spec in settings.runs():
             tag = spec.tag
@@ -163,12 +163,9 @@ class PrivacyAuditor(Auditor[PrivacySettings]):
 
     @classmethod
     def check_adapter(cls, settings: PrivacySettings, config: AuditConfigBase, adapter_cls: type) -> None:
-        if issubclass(adapter_cls, TokenRetrainable):  # token classifiers: DP heads on word features
-            if isinstance(settings.epochs, list) or isinstance(settings.learning_rate, list) or settings.sweep:
-                raise AuditError(
-                    "auditors.privacy: token-classification runs take one epochs and one learning_rate value "
-                    "and no sweep (the validation grid is not implemented for them)"
-                )
+        if issubclass(adapter_cls, TokenRetrainable):  # token classifiers: the same runs, a sentence per example
+            settings.grid()
+            adapter_cls.check_retrain(config.model, request(settings, config.seed))
             return
         super().check_adapter(settings, config, adapter_cls)
         settings.grid()
