@@ -62,6 +62,8 @@ def token_trainable(
 
     else:
         k = 0 if request.kind == "probe" else request.top_layers
+        if k == 0:  # a probe is a linear read-out of frozen states; dropout there cost a third of each step
+            model.dropout.p = 0.0
         sample = rows(train.tokens[:8], None)[0]
         top = TopLayers(model, pad_id, sample, k, device, progress, request.cache_activations, "tokens")
         template = top.template
