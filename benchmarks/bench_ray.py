@@ -122,7 +122,7 @@ def dp_sweep(ray_2) -> dict:
         "epochs": settings.epochs,
         "train_rows": len(prepared.data.train),
         "same_epsilons": all(a.epsilon == b.epsilon and a.steps == b.steps for a, b in pairs),
-        "largest_test_logit_gap": float(max(np.abs(a.test_logits - b.test_logits).max() for a, b in pairs)),
+        "largest_test_logit_gap": float(max(np.abs(a.test.logits - b.test.logits).max() for a, b in pairs)),
         **side,
     }
 

@@ -128,6 +128,10 @@ def test_top_of_bottom_is_the_model(loaded):
                 assert ModuleValidator.validate(split(model, k, pooling)[1].train(), strict=False) == []
     trainable = {name for name, p in split(model, 1)[1].named_parameters() if p.requires_grad}
     assert trainable and any(name.startswith("stack.layers.0.") for name in trainable)
+    for k in (0, 1):  # without cached activations the head trains too (it was copied frozen with the model)
+        recompute = [name for name, p in FullRecompute(model, k).named_parameters() if p.requires_grad]
+        assert any(name.startswith("head.") for name in recompute), (k, recompute)
+        assert any(not name.startswith("head.") for name in recompute) == (k > 0), (k, recompute)
 
 
 def test_scores_equal_the_model_one_example_at_a_time(loaded):
@@ -182,7 +186,7 @@ def test_dp_run_epsilon_equals_opacus_accountant(loaded, family_dir, top_layers)
     reference.history = [(noise, sample_rate, steps)]
     assert outcome.epsilon == pytest.approx(reference.get_epsilon(1e-3), rel=1e-6)
     assert outcome.epsilon <= 3.0 * 1.01
-    assert outcome.test_logits.shape == (len(data.test), 2) and np.isfinite(outcome.test_logits).all()
+    assert outcome.test.logits.shape == (len(data.test), 2) and np.isfinite(outcome.test.logits).all()
 
 
 @pytest.mark.slow

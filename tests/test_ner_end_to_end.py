@@ -45,7 +45,15 @@ def ner_config(data: str, model: str, **extra) -> dict:
                 "counterfactual": {"names": {"pairs": [[GROUP_A[0], GROUP_B[0]]]}},
             },
             "explain": {"n_examples": 8},
-            "privacy": {"epsilons": [3.0], "epochs": 2, "batch_size": 32, "learning_rate": 0.01, "n_boot": 100},
+            "privacy": {
+                "epsilons": [3.0],
+                "epochs": 2,
+                "batch_size": 32,
+                "learning_rate": 0.01,
+                "n_boot": 100,
+                "run_kind": "probe",  # the cheap kind; the others are tested in test_ner_privacy
+                "lira_shadows": 0,
+            },
         },
         "gates": [
             {"metric": "performance.entity_f1", "op": ">=", "threshold": 0.0, "source": "smoke"},

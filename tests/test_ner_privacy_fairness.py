@@ -4,6 +4,7 @@ from each run's head; the paired change from the reference; a degenerate run's n
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from importlib import resources
 
 import numpy as np
@@ -12,13 +13,13 @@ import torch
 from seqeval.metrics.sequence_labeling import get_entities
 from transformers import AutoModel, AutoTokenizer
 
-import auditkit.ner.privacy as ner_privacy
+import auditkit.privacy.runs as runs
+from auditkit.adapters.hf_token import HfTokenAdapter
 from auditkit.auditors.base import AuditContext
-from auditkit.auditors.privacy import PrivacyAuditor
 from auditkit.config_file import load_config
 from auditkit.execution import InProcessExecutor
 from auditkit.gates import evaluate_gates
-from auditkit.ner.privacy import word_features
+from auditkit.ner.auditors import TokenPrivacyAuditor
 from auditkit.ner.privacy_fairness import degenerate_reason
 from auditkit.ner.probe import ProbeSet, Template, probe_report, recall_changes
 from auditkit.privacy.selection import why_inconclusive
@@ -60,6 +61,8 @@ def audited(tmp_path_factory):
                 "learning_rate": 0.03,
                 "n_boot": 200,
                 "base": str(base),
+                "run_kind": "probe",
+                "lira_shadows": 0,
             },
         },
         "gates": [  # ids the config accepts: privacy's name-probe gates follow fairness.name_recall_ratio[origin]
@@ -70,23 +73,35 @@ def audited(tmp_path_factory):
     }
     config = load_config(write_config(folder, config))
     prepared = prepare(config, SILENT)
-    heads = {}
-    original = ner_privacy.train_head
+    modules: list[torch.nn.Module] = []  # every run's module, in the order the runs train (in process)
+    trainable_of = HfTokenAdapter.trainable
+    outputs_of = runs.outputs_of
 
-    def recording(*args, **kwargs):
-        outcome = original(*args, **kwargs)
-        if outcome.target_epsilon == FORCED:
+    def recording(self, data, request, progress):
+        trainable = trainable_of(self, data, request, progress)
+
+        def fresh():
+            modules.append(trainable.fresh())
+            return modules[-1]
+
+        return replace(trainable, fresh=fresh)
+
+    def forcing(model, data, device, batch_size=128):
+        """The run at FORCED (the third to train) has its head forced to tag every word O."""
+        if len(modules) == 3 and model is modules[2] and not getattr(model, "forced", False):
             with torch.no_grad():
-                outcome.head.weight.zero_()
-                outcome.head.bias.copy_(torch.tensor([5.0 if t == "O" else 0.0 for t in LABELS]))
-        heads[outcome.target_epsilon] = outcome.head
-        return outcome
+                model.head[1].weight.zero_()
+                model.head[1].bias.copy_(torch.tensor([5.0 if t == "O" else 0.0 for t in LABELS]))
+            model.forced = True
+        return outputs_of(model, data, device, batch_size)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ner_privacy, "train_head", recording)
+        patch.setattr(HfTokenAdapter, "trainable", recording)
+        patch.setattr(runs, "outputs_of", forcing)
         executor = RecordingExecutor()
         context = AuditContext(config, prepared.data, prepared.adapter, SILENT, executor)
-        result = PrivacyAuditor(config.auditors.privacy).run(context)
+        result = TokenPrivacyAuditor(config.auditors.privacy).run(context)
+    heads = dict(zip([None, 3.0, FORCED], modules, strict=True))
     return folder, config, result, heads, executor.calls
 
 
@@ -97,40 +112,50 @@ class RecordingExecutor(InProcessExecutor):
         self.calls: list[list] = []
 
     def map(self, fn, items, *, gpu=False):
-        self.calls.append(list(items))
+        self.calls.append(list(items))  # the RunJobs of one call
         return super().map(fn, items, gpu=gpu)
 
 
 def test_every_token_run_and_the_reference_train_in_one_executor_call(audited):
     *_, calls = audited
-    assert calls == [[3.0, FORCED, None]]  # a cluster trains them all at once
+    assert [[job.target_epsilon for job in jobs] for jobs in calls] == [[None, 3.0, FORCED]]  # all at once
 
 
-def _probe_by_hand(folder, head) -> dict[str, float]:
-    """Per group, the share of (name, template) sentences whose only person chunk at the slot is the name."""
+def _probe_by_hand(folder, heads: dict) -> dict:
+    """Per run and group, the share of (name, template) sentences whose only person chunk at the slot is the
+    name, tagged by the run's head on the base encoder's states (each sentence encoded once for every run)."""
     with open(folder / "names.csv", encoding="utf-8") as handle:
         names = [(r["name"], r["origin"]) for r in csv.DictReader(handle)]
     text = resources.files("auditkit.ner").joinpath("resources", "name_templates.txt").read_text(encoding="utf-8")
     templates = [line.split() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     templates = templates[:N_TEMPLATES]
-    encoder = AutoModel.from_pretrained(folder / "base", use_safetensors=True, local_files_only=True)
+    encoder = AutoModel.from_pretrained(folder / "base", use_safetensors=True, local_files_only=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder / "base", local_files_only=True)
-    hits: dict[str, list[bool]] = {}
+    hits: dict = {eps: {} for eps in heads}
+    for head in heads.values():
+        head.eval()
     for name, group in names:
-        sentences = [[name if w == "{name}" else w for w in t] for t in templates]
-        for words, template in zip(sentences, templates, strict=True):
-            (features,) = word_features(encoder, tokenizer, [words], max_length=64, device=torch.device("cpu"))
+        for template in templates:
+            words = [name if w == "{name}" else w for w in template]
+            encoded = tokenizer(words, is_split_into_words=True, return_tensors="pt")
+            first: dict[int, int] = {}
+            for position, word in enumerate(encoded.word_ids()):
+                if word is not None:
+                    first.setdefault(word, position)
             with torch.no_grad():
-                tags = [LABELS[i] for i in head(torch.from_numpy(features)).argmax(-1).tolist()]
-            slot = template.index("{name}")
-            hits.setdefault(group, []).append(("person", slot, slot) in get_entities(tags))
-    return {group: float(np.mean(h)) for group, h in hits.items()}
+                states = encoder(**encoded).last_hidden_state
+                for eps, head in heads.items():
+                    logits = head(states, encoded["attention_mask"])[0]
+                    tags = [LABELS[int(logits[first[w]].argmax())] for w in range(len(words))]
+                    slot = template.index("{name}")
+                    hits[eps].setdefault(group, []).append(("person", slot, slot) in get_entities(tags))
+    return {eps: {group: float(np.mean(h)) for group, h in by_group.items()} for eps, by_group in hits.items()}
 
 
 def test_each_runs_probe_recall_equals_a_recount_from_its_head(audited):
     folder, _, result, heads, _ = audited
     runs = {run["target_epsilon"]: run for run in [*result.runs, result.non_private]}
-    expected = {eps: _probe_by_hand(folder, heads[eps]) for eps in (3.0, None)}
+    expected = _probe_by_hand(folder, {eps: heads[eps] for eps in (3.0, None)})
     assert min(expected[None].values()) > 0.3  # the reference learned to tag the names: the comparison means something
     for eps, recall in expected.items():
         groups = runs[eps]["by_group"]["origin"]
@@ -247,16 +272,20 @@ def test_the_html_section_shows_each_runs_group_recall_with_intervals_and_the_ga
 @pytest.mark.parametrize(
     "extra", [{"epochs": [1, 2]}, {"learning_rate": [0.01, 0.1]}, {"sweep": [{"epsilon": 8.0, "max_grad_norm": 0.5}]}]
 )
-def test_token_runs_refuse_grids_and_sweeps(audited, extra):
+def test_token_runs_take_grids_and_sweeps_and_check_the_base(audited, extra):
     from auditkit import registry
     from auditkit.auditors.privacy import PrivacySettings
     from auditkit.errors import AuditError
 
     _, config, *_ = audited
-    settings = PrivacySettings(**{**config.auditors.privacy.model_dump(), **extra})
-    with pytest.raises(AuditError, match="no sweep"):
-        PrivacyAuditor.check_adapter(settings, config, registry.adapters()["hf-token"])
-    PrivacyAuditor.check_adapter(config.auditors.privacy, config, registry.adapters()["hf-token"])  # one value: fine
+    adapter = registry.adapters()["hf-token"]
+    settings = PrivacySettings(**{**config.auditors.privacy.model_dump(exclude_unset=True), **extra})
+    TokenPrivacyAuditor.check_adapter(settings, config, adapter)  # the validation grid and sweeps apply to tokens
+    deep = PrivacySettings(
+        **{**config.auditors.privacy.model_dump(exclude_unset=True), "run_kind": "top_layers", "train_top_layers": 3}
+    )
+    with pytest.raises(AuditError, match="train_top_layers: 3 asked"):
+        TokenPrivacyAuditor.check_adapter(deep, config, adapter)
 
 
 def test_a_degenerate_reference_voids_every_runs_change_before_the_runs_own_reason():

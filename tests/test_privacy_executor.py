@@ -62,7 +62,7 @@ def test_every_run_trains_in_one_map_call_and_every_shadow_in_another(tmp_path, 
         copy = cloudpickle.loads(cloudpickle.dumps(task))
         assert copy.progress is None
         alone = copy(cloudpickle.loads(cloudpickle.dumps(job)))
-        np.testing.assert_array_equal(alone.test_logits, outcome.test_logits)
+        np.testing.assert_array_equal(alone.test.logits, outcome.test.logits)
         assert alone.epsilon == outcome.epsilon
 
 

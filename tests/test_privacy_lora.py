@@ -86,4 +86,4 @@ def test_a_lora_dp_run_through_the_adapter_is_accounted_as_opacus(tiny_bert, cre
     reference.history = [(outcome.noise_multiplier, outcome.sample_rate, outcome.steps)]
     assert outcome.epsilon == pytest.approx(reference.get_epsilon(1e-4), rel=1e-6)
     assert outcome.epsilons["rdp"] == pytest.approx(outcome.epsilon, rel=1e-9)
-    assert 0 <= outcome.clipped_share <= 1 and np.isfinite(outcome.test_logits).all()
+    assert 0 <= outcome.clipped_share <= 1 and np.isfinite(outcome.test.logits).all()

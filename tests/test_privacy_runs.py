@@ -118,7 +118,7 @@ def attack(epsilon: float | None, epochs: int, lr: float, batch: int, n: int = 4
     target = run(np.arange(n))
     is_member = np.arange(2 * n) < n
     result = lira_attack(
-        target.test_logits, y, is_member, n, lambda rows, i: run(rows, 1 + i).test_logits, shadows, 1e-3, rng
+        target.test.logits, y, is_member, n, lambda rows, i: run(rows, 1 + i).test.logits, shadows, 1e-3, rng
     )
     return result, target
 

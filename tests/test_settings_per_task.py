@@ -70,9 +70,9 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "lira_shadows": 1,
         "batch_size": 32,
         "max_physical_batch_size": 16,
-        "run_kind": "probe",
-        "lora_rank": 2,
-        "train_top_layers": 2,
+        "run_kind": "top_layers",
+        "lora_rank": 2,  # walked with run_kind lora (RUN_KINDS)
+        "train_top_layers": 1,
         "pooling": "mean",
         "base": "base",
         "grad_sample_mode": "hooks",
@@ -198,7 +198,7 @@ class Reads:
                     keys.add(key)
                 return super().__getattribute__(key)
 
-        copied = Tracked.model_validate(settings.model_dump())
+        copied = Tracked.model_validate(settings.model_dump(exclude_unset=True))
         keys.clear()  # validators read fields too; only the run counts
         return copied
 
@@ -210,16 +210,22 @@ def _honoured_run(task: str, folder: Path, name: str) -> tuple[set[str], set[str
     settings = {key: _for_task(name, key, task) for key in SAMPLES[name] if key not in cls.refuses}
     if task != "token-classification" and name == "privacy":
         settings["base"] = str(folder / "model")
+    variants = [settings]
     if name == "privacy":
         settings.pop("sweep", None)  # a sweep entry is one more run; read by the plan either way
-    config = _config(task, folder, {name: settings})
-    loaded = load_config(write_config(folder, config, f"honour_{name}.yaml"))
-    prepared = prepare(loaded, SILENT, build=False)
-    context = AuditContext(loaded, prepared.data, prepared.adapter, SILENT)
-    reads = Reads()
-    cls(reads.tracked(getattr(loaded.auditors, name))).run(context)
+        lora = {key: value for key, value in settings.items() if key != "train_top_layers"}
+        variants = [{k: v for k, v in settings.items() if k != "lora_rank"}, lora | {"run_kind": "lora"}]
+    read: set[str] = set()
+    for k, variant in enumerate(variants):  # settings of one run kind each are walked with their kind
+        config = _config(task, folder, {name: variant})
+        loaded = load_config(write_config(folder, config, f"honour_{name}_{k}.yaml"))
+        prepared = prepare(loaded, SILENT, build=False)
+        context = AuditContext(loaded, prepared.data, prepared.adapter, SILENT)
+        reads = Reads()
+        cls(reads.tracked(getattr(loaded.auditors, name))).run(context)
+        read |= reads.keys
     expected = set(cls.Settings.model_fields) - set(cls.refuses)
-    return reads.keys, expected
+    return read, expected
 
 
 @pytest.mark.parametrize("name", ["performance", "fairness", "explain", "privacy"])
@@ -234,3 +240,11 @@ def test_binary_settings_that_are_accepted_are_read(name, tmp_path, credit_frame
     (tmp_path / "model").symlink_to(tiny_bert)
     read, expected = _honoured_run("binary", tmp_path, name)
     assert expected - read == set(), f"accepted but never read on the binary path: {expected - read}"
+
+
+@pytest.mark.parametrize(("key", "value", "kind"), [("train_top_layers", 2, "probe"), ("lora_rank", 4, "top_layers")])
+def test_a_setting_of_another_run_kind_is_refused(token_folder, key, value, kind):
+    path = write_config(token_folder, token_config({"privacy": {"run_kind": kind, key: value}}), "kind.yaml")
+    with pytest.raises(AuditError) as caught:
+        load_config(path)
+    assert f"{key} applies to run_kind" in str(caught.value) and len(str(caught.value).splitlines()) == 1

@@ -180,6 +180,7 @@ class RetrainRequest:
     cache_activations: bool = True  # frozen layers computed once, not in every step
     kind: str = "top_layers"  # transformer models: "probe" (top_layers 0), "top_layers" or "lora"
     lora_rank: int = 8  # kind "lora": rank of the adapters on the attention projections
+    labels: tuple[str, ...] = ()  # token classifiers: the fresh head's tags, in order (default: the training split's)
 
 
 class Retrainable(Capability):
@@ -197,11 +198,11 @@ class Retrainable(Capability):
         """A seeded fresh module factory with the train and test splits as its examples."""
 
 
-class TokenRetrainable(Capability):
-    """Token classifiers for DP runs: a head trained privately on a public encoder's word features (the
-    privacy auditor's token path), and the audited model's per-sentence loss for membership inference."""
+class TokenRetrainable(Retrainable):
+    """A token classifier for DP runs: ``trainable`` examples are sentences (per-sample gradients are
+    per sentence; the loss is the mean word cross-entropy at each word's first piece), with ``encode``
+    for other sentences (the name probes); and the audited model's per-sentence loss for membership inference."""
 
-    capability = "retrain"
     max_length: int
 
     @abstractmethod

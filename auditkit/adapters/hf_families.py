@@ -235,7 +235,10 @@ class MeanPool(nn.Module):
 
 
 class Top(nn.Module):
-    """The top ``k`` layers and the family's head, copied from the model: ``top(hidden, mask) -> logits``."""
+    """The top ``k`` layers and the family's head, copied from the model: ``top(hidden, mask) -> logits``.
+
+    ``pooling``: ``pooler`` (the head as the classifier has it), ``mean`` (mean of token states into its last
+    linear layer) or ``tokens`` (a token classifier: per-position logits)."""
 
     def __init__(self, model: nn.Module, k: int, pooling: str = "pooler") -> None:
         super().__init__()
@@ -244,7 +247,9 @@ class Top(nn.Module):
         first = len(layers) - k
         self.stack = family.stack(model, copy.deepcopy(layers[first:]), first)
         self.mean = MeanPool() if pooling == "mean" else None
-        if self.mean is None:
+        if pooling == "tokens":  # a token classifier's head reads every position: its dropout and classifier
+            head = [model.dropout, model.classifier]
+        elif self.mean is None:
             head = family.head(model)
         else:  # unused weights break Opacus: only the last linear layer is kept
             head = [nn.Dropout(getattr(model.config, "hidden_dropout_prob", 0.1)), family.output(model)]
@@ -278,7 +283,8 @@ class FullRecompute(nn.Module):
             layer.requires_grad_(True)
             for module in family.frozen(layer):
                 module.requires_grad_(False)
-        self.head = Top(self.model, 0, pooling)  # the head, trainable, on the last hidden states
+        # The head on the last hidden states, trainable: it was copied frozen with the rest of the model.
+        self.head = Top(self.model, 0, pooling).requires_grad_(True)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         hidden = self.model.base_model(**model_inputs(self.model, ids, mask))[0]

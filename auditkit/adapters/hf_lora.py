@@ -10,9 +10,12 @@ the whole (frozen) transformer, which is what makes a LoRA run dearer than a pro
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
+import numpy as np
 import torch
 
+from auditkit.adapters.hf_retrain import TensorRows, stack_labels
 from auditkit.data import AuditData, Split
 from auditkit.errors import AuditError
 from auditkit.progress import ProgressReporter
@@ -64,6 +67,16 @@ def add_lora(model: torch.nn.Module, rank: int, alpha: float) -> int:
     return wrapped
 
 
+def lora_module(base: torch.nn.Module, rank: int, seed: int) -> LoraClassifier:
+    """A copy of ``base`` with LoRA (rank ``rank``, alpha 2 x rank, seeded) on every attention query/value
+    projection; its head stays trainable."""
+    seed_everything(seed)
+    template = copy.deepcopy(base).eval()
+    if not add_lora(template, rank, 2.0 * rank):
+        raise AuditError("auditors.privacy.run_kind: lora found no attention projections in this model")
+    return LoraClassifier(template)
+
+
 def lora_trainable(
     base: torch.nn.Module,
     tokenizer: object,
@@ -74,19 +87,14 @@ def lora_trainable(
     progress: ProgressReporter,
 ) -> Trainable:
     """LoRA (rank ``rank``, alpha 2 x rank) on every attention query/value projection, and the head."""
-    seed_everything(seed)
-    template = copy.deepcopy(base).eval()
-    if not add_lora(template, rank, 2.0 * rank):
-        raise AuditError("auditors.privacy.run_kind: lora found no attention projections in this model")
-    module = LoraClassifier(template)
+    module = lora_module(base, rank, seed)
     pad_id = getattr(tokenizer, "pad_token_id", 0) or 0
 
     def fresh() -> torch.nn.Module:
         return copy.deepcopy(module).train()
 
     def examples(split: Split) -> TrainingData:
-        ids = encode(tokenizer, split.texts or [], max_length).input_ids
-        return TrainingData(_TokenRows(ids, split.y), _collate(pad_id))
+        return id_rows(encode(tokenizer, split.texts or [], max_length).input_ids, split.y, pad_id)
 
     with progress.task("Tokenising for LoRA", total=1) as advance:
         train, test = examples(data.train), examples(data.test)
@@ -96,26 +104,15 @@ def lora_trainable(
     return Trainable(fresh, train, test, what)
 
 
-class _TokenRows(torch.utils.data.Dataset):
-    def __init__(self, ids: list[list[int]], labels) -> None:
-        self.ids, self.labels = ids, torch.as_tensor(labels, dtype=torch.long)
+def id_rows(ids: list[list[int]], labels: np.ndarray | Sequence[torch.Tensor], pad_id: int) -> TrainingData:
+    """Token ids with their labels as examples ``(input_ids, attention_mask, label)``; nothing is cached."""
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.as_tensor(self.ids[index]), self.labels[index]
-
-
-def _collate(pad_id: int):
-    def collate(items):
-        if not items:
-            return torch.zeros((0, 1), dtype=torch.long), torch.zeros((0, 1), dtype=torch.long), torch.zeros(0).long()
+    def collate(items: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, ...]:
         width = max(len(i[0]) for i in items)
-        ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+        batch = torch.full((len(items), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(items), width), dtype=torch.long)
         for row, (tokens, _) in enumerate(items):
-            ids[row, : len(tokens)], mask[row, : len(tokens)] = tokens, 1
-        return ids, mask, torch.stack([i[1] for i in items])
+            batch[row, : len(tokens)], mask[row, : len(tokens)] = tokens, 1
+        return batch, mask, stack_labels([i[1] for i in items], width)
 
-    return collate
+    return TrainingData(TensorRows([[torch.as_tensor(i) for i in ids]], labels), collate)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from torch.utils.data import ConcatDataset
 
 from auditkit.adapters.capabilities import Retrainable, RetrainRequest
@@ -82,6 +82,14 @@ class PrivacySettings(StrictModel):
         if repeated:
             raise ValueError(f"epsilon {repeated[0]:g} is listed twice")
         return value
+
+    @model_validator(mode="after")
+    def _for_the_run_kind(self) -> PrivacySettings:
+        """A setting of another run kind would be silently ignored: refuse it instead."""
+        for key, kind in (("train_top_layers", "top_layers"), ("lora_rank", "lora")):
+            if key in self.model_fields_set and self.run_kind != kind:
+                raise ValueError(f"{key} applies to run_kind {kind}, not {self.run_kind}; remove it or change run_kind")
+        return self
 
     def grid(self) -> tuple[list[float], list[int]]:
         rates = self.learning_rate if isinstance(self.learning_rate, list) else [self.learning_rate]

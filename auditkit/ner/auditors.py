@@ -16,7 +16,7 @@ from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.auditors.explain import ExplainSettings
 from auditkit.auditors.fairness import FairnessSettings, check_slices
 from auditkit.auditors.performance import PerformanceSettings
-from auditkit.auditors.privacy import PrivacySettings
+from auditkit.auditors.privacy import PrivacySettings, request
 from auditkit.config import AuditConfigBase
 from auditkit.errors import AuditError
 from auditkit.ner.data import entity_types_of
@@ -127,35 +127,21 @@ class TokenPrivacyAuditor(Auditor[PrivacySettings]):
     tasks = TOKENS
     requires = TokenRetrainable
     refuses: ClassVar[dict[str, str]] = {
-        key: "token DP runs train one linear head on frozen word features"
-        for key in (
-            "sweep",
-            "run_kind",
-            "lora_rank",
-            "train_top_layers",
-            "pooling",
-            "cache_activations",
-            "grad_sample_mode",
-            "max_physical_batch_size",
-        )
-    } | {
-        "validation_share": "token DP runs take one learning rate and epochs, chosen by no validation carve-out",
-        "threshold": "a tagger takes each word's most probable tag",
-        "lira_shadows": "token runs are attacked by the loss threshold only",
-        "min_group_size": "token runs are compared on the name probes, whose groups have min_names",
+        "threshold": "a tagger takes each word's most probable tag: there is no decision threshold",
+        "pooling": "a token head reads every word's own position: there is nothing to pool",
+        "min_group_size": "token runs are compared on the name probes, whose groups follow their min_names",
     }
 
     @classmethod
     def metric_ids(cls, settings: PrivacySettings, config: AuditConfigBase) -> set[str]:
-        return {f"{cls.name}.{m}" for m in privacy_ids(settings.epsilons, _probes(config))}
+        return {f"{cls.name}.{m}" for m in privacy_ids(settings, _probes(config))}
 
     @classmethod
-    def check_config(cls, settings: PrivacySettings, config: AuditConfigBase) -> None:
-        if isinstance(settings.epochs, list) or isinstance(settings.learning_rate, list):
-            raise AuditError(
-                f"auditors.privacy: token-classification runs take one epochs and one learning_rate value, "
-                f"not a grid, for task {config.data.task}"
-            )
+    def check_adapter(cls, settings: PrivacySettings, config: AuditConfigBase, adapter_cls: type) -> None:
+        super().check_adapter(settings, config, adapter_cls)
+        settings.grid()
+        if issubclass(adapter_cls, TokenRetrainable):
+            adapter_cls.check_retrain(config.model, request(settings, config.seed))
 
     def run(self, context: AuditContext) -> TokenPrivacyResult:
         if not isinstance(context.adapter, TokenRetrainable):  # validate refuses this

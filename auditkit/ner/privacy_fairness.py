@@ -8,7 +8,7 @@ entities is degenerate: its ratios and every change derived from it are null wit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,6 @@ import numpy as np
 from auditkit.ner.fairness import build_probe, score_probe
 from auditkit.ner.probe import recall_changes
 
-Features = list[np.ndarray]
 DISPARITY_KEYS = ("name_recall_ratio", "name_recall_difference")
 
 
@@ -38,9 +37,9 @@ def degenerate_reason(pred_tags: Sequence[Sequence[str]], report: dict[str, Any]
 
 
 class ProbeRuns:
-    """The audit's name probes with the base encoder's word features of their sentences, computed once."""
+    """The audit's name probes and their distinct sentences, which every run tags."""
 
-    def __init__(self, fairness: Any, base: Path | None, features: Callable[[list[list[str]]], Features], seed: int):
+    def __init__(self, fairness: Any, base: Path | None, seed: int):
         self.probes = dict(fairness.name_probes) if fairness is not None else {}
         self.n_boot = fairness.n_boot if fairness is not None else 0
         self.confidence = fairness.confidence if fairness is not None else 0.95
@@ -48,13 +47,11 @@ class ProbeRuns:
         self.sets = {name: build_probe(p, base or Path(".")) for name, p in self.probes.items()}
         unique = list(dict.fromkeys(tuple(s) for ps in self.sets.values() for s in ps.sentences))
         self.row = {words: i for i, words in enumerate(unique)}
-        self.features = features([list(s) for s in unique]) if unique else []
+        self.sentences = [list(s) for s in unique]
 
-    def measure(
-        self, tag: Callable[[Features], list[list[str]]], degenerate: str | None
-    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """One run's probe reports (the fairness auditor's shape) and hits; ratios null for a degenerate run."""
-        tags = tag(self.features) if self.features else []
+    def measure(self, tags: list[list[str]], degenerate: str | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """One run's probe reports (the fairness auditor's shape) and hits from its ``tags`` of ``sentences``;
+        ratios null for a degenerate run."""
         reports, hits = {}, {}
         for name, probe in self.probes.items():
             probe_set = self.sets[name]

@@ -5,7 +5,8 @@ Shadow models are trained exactly as the attacked run (same trainable, settings,
 each on a random subset of a population of known members and non-members, as large as the
 attacked run's training set. For every example, the shadows that trained on it (IN) and
 those that did not (OUT) give two Gaussians of its logit-scaled confidence
-``phi = log p_y - log(1 - p_y)``; the attack score is the log-likelihood ratio of the
+``phi = log p_y - log(1 - p_y)`` (a sentence: ``p_y`` the geometric mean over its words);
+the attack score is the log-likelihood ratio of the
 attacked model's phi under IN versus OUT. With few shadows the paper pools the variances
 across examples (its "fixed variance" variant), as done here; an example no shadow saw
 IN (or OUT) falls back to the pooled mean of that side.
@@ -83,8 +84,16 @@ def lira_result(
     masks: np.ndarray,
     delta: float,
 ) -> AttackResult:
-    """The attack from shadows trained elsewhere (all shadows of a sweep as tasks at once):
-    ``shadow_logits[i]`` from the shadow trained on the rows ``masks[i]`` marks."""
+    """The attack from shadows trained elsewhere: ``shadow_logits[i]`` from the shadow trained on the
+    rows ``masks[i]`` marks; one label per row."""
     shadow_phi = np.stack([logit_confidence(logits, y) for logits in shadow_logits])
-    scores = lira_scores(logit_confidence(target_logits, y), shadow_phi, masks)
+    return lira_from_confidences(logit_confidence(target_logits, y), is_member, shadow_phi, masks, delta)
+
+
+def lira_from_confidences(
+    target_phi: np.ndarray, is_member: np.ndarray, shadow_phi: np.ndarray, masks: np.ndarray, delta: float
+) -> AttackResult:
+    """The attack from per-example statistics (a row's logit-scaled confidence, or a sentence's over its
+    words): the attacked model's, and every shadow's (shadows, examples) with the rows each trained on."""
+    scores = lira_scores(target_phi, shadow_phi, masks)
     return score_attack(scores[is_member], scores[~is_member], delta, method=f"{METHOD}, {len(masks)} shadows")

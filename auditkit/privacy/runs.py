@@ -6,7 +6,7 @@ import copy
 import functools
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -16,9 +16,9 @@ from opacus.accountants.utils import get_noise_multiplier
 from opacus.utils.batch_memory_manager import BatchMemoryManager
 
 from auditkit.privacy.allocator import keep_freed_memory
-from auditkit.privacy.selection import subset, validation_score
+from auditkit.privacy.selection import subset
 from auditkit.progress import ProgressReporter
-from auditkit.training import Trainable, TrainingData, fit, seed_everything
+from auditkit.training import Outputs, Trainable, TrainingData, fit, outputs_of, seed_everything
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,14 @@ class RunOutcome:
     sample_rate: float
     steps: int
     seconds: float
-    train_logits: np.ndarray
-    test_logits: np.ndarray
+    train: Outputs
+    test: Outputs
     losses: list[float]
-    validation_logits: np.ndarray | None = None
+    validation: Outputs | None = None
     epochs: int = 0  # the epochs the returned model trained (non-private: the best on validation)
     clipped_share: float | None = None  # share of per-sample gradients whose norm exceeded the clip norm
     epsilons: dict[str, float] = field(default_factory=dict)  # accountant -> epsilon of the same run
+    extra: Outputs | None = None  # the run's outputs on further examples (e.g. name-probe sentences)
 
 
 @functools.lru_cache(maxsize=256)
@@ -117,12 +118,14 @@ def train_run(
     progress: ProgressReporter,
     validation: TrainingData | None = None,
     checkpoints: tuple[int, ...] = (),
+    extra: TrainingData | None = None,
 ) -> RunOutcome:
-    """Train one run on ``trainable.train``.
+    """Train one run on ``trainable.train`` with ``trainable.loss``; its outputs on train, test,
+    ``validation`` and ``extra``.
 
     Non-private: of the epoch counts in ``checkpoints`` (and the last), the one with the best
-    validation score is kept, one training pass for the whole epochs grid. Private: all
-    ``settings.epochs`` run, as accounted.
+    validation score (``trainable.score``) is kept, one training pass for the whole epochs grid.
+    Private: all ``settings.epochs`` run, as accounted.
     """
     keep_freed_memory()  # per-sample gradients are re-allocated every step
     seed_everything(settings.seed)
@@ -139,10 +142,17 @@ def train_run(
         best, best_state, best_epoch = -np.inf, None, settings.epochs
         for epoch in range(settings.epochs):
             losses += fit(
-                model, loader, optimizer, epochs=1, device=device, progress=progress, description=f"Training ({label})"
+                model,
+                loader,
+                optimizer,
+                epochs=1,
+                device=device,
+                progress=progress,
+                description=f"Training ({label})",
+                loss_fn=trainable.loss,
             )
             if validation is not None and (epoch + 1 in checkpoints or epoch + 1 == settings.epochs):
-                score = validation_score(_labels(validation), logits_of(model, validation, device))
+                score = trainable.score(outputs_of(model, validation, device))
                 if score > best:
                     best, best_state, best_epoch = score, copy.deepcopy(model.state_dict()), epoch + 1
         if best_state is not None:
@@ -164,12 +174,13 @@ def train_run(
                 max_grad_norm=settings.max_grad_norm,
                 poisson_sampling=True,
                 grad_sample_mode=settings.grad_sample_mode,
+                criterion=trainable.loss,  # ghost clipping reads per-example losses from it
             )
         if settings.grad_sample_mode == "ghost":
             model, optimizer, criterion, loader = private
             counter = None  # ghost clipping never materialises per-sample gradients
         else:
-            (model, optimizer, loader), criterion = private, None
+            (model, optimizer, loader), criterion = private, trainable.loss
             counter = ClipCounter(optimizer)
         losses = []
         for _ in range(settings.epochs):
@@ -212,30 +223,15 @@ def train_run(
         sample_rate,
         steps,
         seconds,
-        logits_of(module, trainable.train, device),
-        logits_of(module, trainable.test, device),
+        outputs_of(module, trainable.train, device),
+        outputs_of(module, trainable.test, device),
         losses,
-        logits_of(module, validation, device) if validation is not None else None,
+        outputs_of(module, validation, device) if validation is not None else None,
         epochs,
         clipped_share,
         epsilons,
+        outputs_of(module, extra, device) if extra is not None else None,
     )
-
-
-def _labels(data: TrainingData) -> np.ndarray:
-    return np.array([int(data.dataset[i][-1]) for i in range(len(data.dataset))])
-
-
-def logits_of(model: torch.nn.Module, data: TrainingData, device: torch.device, batch_size: int = 128) -> np.ndarray:
-    model.eval()
-    out = []
-    loader = data.loader(batch_size, seed=0, shuffle=False)
-    with torch.inference_mode():
-        for batch in loader:
-            *inputs, _ = batch
-            out.append(model(*(t.to(device) for t in inputs)).float().cpu().numpy())
-    model.train()
-    return np.concatenate(out).astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -262,6 +258,7 @@ class RunTask:
     validation: TrainingData | None = None  # runs choose their epochs and learning rate on it
     population: TrainingData | None = None  # shadows train on rows of it
     progress: ProgressReporter | None = None
+    extra: TrainingData | None = None  # runs (not shadows) are also scored on these examples
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "progress": None}
@@ -273,9 +270,17 @@ class RunTask:
         device, progress = resolve_device(self.device), self.progress or SILENT
         if job.shadow_rows is None:
             return train_run(
-                self.trainable, job.settings, job.target_epsilon, device, progress, self.validation, job.checkpoints
+                self.trainable,
+                job.settings,
+                job.target_epsilon,
+                device,
+                progress,
+                self.validation,
+                job.checkpoints,
+                self.extra,
             )
         if self.population is None:
             raise ValueError("a shadow job needs the task's population")
-        shadow = Trainable(self.trainable.fresh, subset(self.population, job.shadow_rows), self.population, "shadow")
+        rows = subset(self.population, job.shadow_rows)
+        shadow = replace(self.trainable, train=rows, test=self.population, description="shadow")
         return train_run(shadow, job.settings, job.target_epsilon, device, progress)

@@ -9,7 +9,6 @@ is degenerate: nothing derived from it (fairness cost, attack figures) is a find
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import log_softmax
 from sklearn import metrics as skm
 from sklearn.model_selection import train_test_split
 from torch.utils.data import Subset
@@ -29,17 +28,6 @@ def validation_split(y: np.ndarray, share: float, seed: int) -> tuple[np.ndarray
 
 def subset(data: TrainingData, rows: np.ndarray) -> TrainingData:
     return TrainingData(Subset(data.dataset, rows.tolist()), data.collate)
-
-
-def log_probability_of_label(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return log_softmax(logits, axis=1)[np.arange(len(y)), y]
-
-
-def validation_score(y: np.ndarray, logits: np.ndarray) -> float:
-    """Higher is better: ROC AUC (threshold-free, so class imbalance cannot reward a constant), else -loss."""
-    if logits.shape[1] == 2 and 0 < y.sum() < len(y):
-        return float(skm.roc_auc_score(y, logits[:, 1] - logits[:, 0]))
-    return float(log_probability_of_label(logits, y).mean())
 
 
 def choose_threshold(y: np.ndarray, scores: np.ndarray) -> float:

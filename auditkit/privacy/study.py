@@ -3,7 +3,6 @@ validation carve-out, checked for degeneracy, compared with the reference and at
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -13,22 +12,12 @@ from scipy.special import softmax
 from auditkit.auditors.performance import headline_metrics
 from auditkit.auditors.performance_multiclass import multiclass_headline
 from auditkit.predictions import Predictions
-from auditkit.privacy.lira import lira_result, shadow_masks
-from auditkit.privacy.mia import AttackResult, loss_attack
+from auditkit.privacy.mia import AttackResult
 from auditkit.privacy.plan import RunSpec
-from auditkit.privacy.runs import RunJob, RunOutcome, RunSettings, RunTask
-from auditkit.privacy.selection import (
-    choose_threshold,
-    constant_reason,
-    degenerate_reason,
-    log_probability_of_label,
-    subset,
-    validation_score,
-    why_inconclusive,
-)
+from auditkit.privacy.selection import choose_threshold, constant_reason, degenerate_reason, why_inconclusive
+from auditkit.privacy.sweep import Shadowed, Sweep, Trained, bound_flags
 from auditkit.stats.groups import GroupRules, group_metrics, group_metrics_by_class
 from auditkit.stats.paired import paired_changes
-from auditkit.training import TrainingData
 
 GROUP_RATES = ("accuracy", "tpr", "fpr")
 
@@ -67,43 +56,12 @@ class RunDone:
         self.result, self.predictions = result, predictions
 
 
-class Study:
-    """Trains, tunes, thresholds, checks and attacks the runs of one audit."""
+class Study(Sweep):
+    """Trains, tunes, thresholds, checks and attacks the runs of one classification audit."""
 
     def __init__(self, settings, context, trainable, validation, population, y_fit, y_val, y_test, members, nonmembers):
-        self.s, self.context, self.trainable = settings, context, trainable
-        self.validation, self.population = validation, population
+        super().__init__(settings, context, trainable, validation, population, members, nonmembers)
         self.y_fit, self.y_val, self.y_test = y_fit, y_val, y_test
-        self.members, self.nonmembers = members, nonmembers
-        self.checkpoints = tuple(settings.grid()[1])  # the reference tries every epochs value in one pass
-        # LiRA attacks the sampled members and non-members; shadows train on subsets of these rows.
-        self.attacked_rows = np.concatenate([members, len(y_fit) + nonmembers])
-        self.attacked_y = np.concatenate([y_fit, y_test])[self.attacked_rows]
-        self.attacked_member = np.arange(len(self.attacked_rows)) < len(members)
-        self.attacked = subset(population, self.attacked_rows)
-
-    def settings(self, spec: RunSpec, lr: float, epochs: int, delta: float) -> RunSettings:
-        s = self.s
-        return RunSettings(
-            epochs,
-            lr,
-            s.batch_size,
-            spec.max_grad_norm,
-            delta,
-            s.accountant,
-            s.max_physical_batch_size,
-            s.grad_sample_mode,
-            self.context.seed,
-        )
-
-    def task(self, validation: TrainingData | None = None, population: TrainingData | None = None) -> RunTask:
-        """Runs train where the executor puts them; a worker given a GPU resolves it there."""
-        device = "auto" if self.context.adapter.device.type == "cuda" else "cpu"
-        return RunTask(self.trainable, device, validation, population, self.context.progress)
-
-    def map(self, task: RunTask, jobs: list[RunJob]) -> list[RunOutcome]:
-        """All jobs as one executor call: a cluster runs as many at once as it has room for."""
-        return self.context.executor.map(task, jobs, gpu=self.context.adapter.device.type == "cuda")
 
     def run_all(self, specs: list[RunSpec], delta: float, rng: np.random.Generator) -> list[RunDone]:
         """The runs of ``specs``, the first the non-private reference the others are compared with.
@@ -112,49 +70,34 @@ class Study:
         order (drawing from ``rng`` as one run after another did), then every LiRA shadow of every
         run trains at once. Seeds are per job, so where a job runs does not change its result.
         """
-        trained = self.train(specs, delta)
         done: list[RunDone] = []
-        attacks: list[_Shadows] = []
-        for spec, (outcome, lr) in zip(specs, trained, strict=True):
-            run, masks = self.evaluate(spec, outcome, lr, done[0] if done else None, delta, rng)
+        attacks: list[tuple[RunDone, Shadowed]] = []
+        for spec, trained in zip(specs, self.train(specs, delta), strict=True):
+            run, masks = self.evaluate(spec, trained, done[0] if done else None, delta, rng)
             done.append(run)
             if masks is not None:
-                attacks.append(_Shadows(run, spec, outcome, self.settings(spec, lr, outcome.epochs, delta), masks))
-        self.attack(attacks, delta)
+                settings = self.settings(spec, trained.learning_rate, trained.outcome.epochs, delta)
+                attacks.append((run, Shadowed(spec, trained.outcome, settings, masks)))
+        lira = self.attack([a for _, a in attacks], delta)
+        for (run, shadowed), result in zip(attacks, lira, strict=True):
+            run.result.lira = result
+            run.result.flags += bound_flags(shadowed.outcome, result)
         return done
-
-    def train(self, specs: list[RunSpec], delta: float) -> list[tuple[RunOutcome, float]]:
-        """Every (learning rate, epochs) of every spec's grid; per spec the best on the validation carve-out."""
-        jobs, owners = [], []
-        for k, spec in enumerate(specs):
-            checkpoints = self.checkpoints if spec.epsilon is None else ()
-            for lr in spec.learning_rates:
-                for epochs in spec.epochs:
-                    jobs.append(RunJob(self.settings(spec, lr, epochs, delta), spec.epsilon, checkpoints))
-                    owners.append((k, lr))
-        outcomes = self.map(self.task(validation=self.validation), jobs)
-        best: list[tuple[float, RunOutcome, float] | None] = [None] * len(specs)
-        for (k, lr), outcome in zip(owners, outcomes, strict=True):
-            score = validation_score(self.y_val, outcome.validation_logits)
-            if best[k] is None or score > best[k][0]:
-                best[k] = (score, outcome, lr)
-        return [(b[1], b[2]) for b in best if b is not None]
 
     def evaluate(
         self,
         spec: RunSpec,
-        outcome: RunOutcome,
-        lr: float,
+        trained: Trained,
         reference: RunDone | None,
         delta: float,
         rng: np.random.Generator,
     ) -> tuple[RunDone, np.ndarray | None]:
         """The run's result but LiRA, and the rows its LiRA shadows will train on (None: no LiRA)."""
-        s, data = self.s, self.context.data
+        s, data, outcome = self.s, self.context.data, trained.outcome
         threshold = None
-        if outcome.test_logits.shape[1] == 2 and s.threshold == "validation":
-            threshold = choose_threshold(self.y_val, softmax(outcome.validation_logits, axis=1)[:, 1])
-        test_p = _predictions(data.test, outcome.test_logits, threshold)
+        if outcome.test.logits.shape[1] == 2 and s.threshold == "validation" and outcome.validation is not None:
+            threshold = choose_threshold(self.y_val, softmax(outcome.validation.logits, axis=1)[:, 1])
+        test_p = _predictions(data.test, outcome.test.logits, threshold)
         degenerate = degenerate_reason(test_p.y_true, test_p.y_pred, s.n_boot, rng)
         slices = [[f] for f in data.sensitive_features]
         rules = GroupRules(min_group_size=s.min_group_size, n_boot=s.n_boot)
@@ -183,13 +126,10 @@ class Study:
         constant = constant_reason(test_p.y_pred)
         attack_reason = f"the run is degenerate: {constant}" if constant else None
         if constant is None:
-            train_loss = -log_probability_of_label(outcome.train_logits, self.y_fit)
-            test_loss = -log_probability_of_label(outcome.test_logits, self.y_test)
-            mia = loss_attack(train_loss[self.members], test_loss[self.nonmembers], delta)
-            if s.lira_shadows:  # drawn here, in the order one run after another drew them
-                masks = shadow_masks(len(self.attacked_y), len(self.y_fit), s.lira_shadows, rng)
+            mia = self.loss_attack(outcome, delta)
+            masks = self.shadow_masks(rng)  # drawn here, in the order one run after another drew them
         flags = [f"degenerate: {degenerate}; no conclusion is drawn from this run"] if degenerate else []
-        flags += _bound_flags(outcome, mia)
+        flags += bound_flags(outcome, mia)
         private = spec.epsilon is not None
         result = PrivacyRun(
             tag=spec.tag if private else None,
@@ -204,9 +144,9 @@ class Study:
             clipped_share=outcome.clipped_share,
             accountant=s.accountant if private else None,
             epochs=outcome.epochs,
-            learning_rate=lr,
+            learning_rate=trained.learning_rate,
             threshold=threshold,
-            validation_score=validation_score(self.y_val, outcome.validation_logits),
+            validation_score=trained.validation_score,
             seconds=round(outcome.seconds, 2),
             metrics=multiclass_headline(test_p.y_true, test_p.y_pred, test_p.n_classes)
             if multiclass
@@ -219,43 +159,6 @@ class Study:
             flags=flags,
         )
         return RunDone(result, test_p), masks
-
-    def attack(self, attacks: list[_Shadows], delta: float) -> None:
-        """LiRA on every run in ``attacks``: all their shadows trained as one executor call."""
-        jobs = [
-            RunJob(replace(a.settings, seed=a.settings.seed + 1 + i), a.spec.epsilon, shadow_rows=np.flatnonzero(m))
-            for a in attacks
-            for i, m in enumerate(a.masks)  # each shadow its own noise and batches
-        ]
-        if not jobs:
-            return
-        logits = iter([o.test_logits for o in self.map(self.task(population=self.attacked), jobs)])
-        for a in attacks:
-            target = np.concatenate([a.outcome.train_logits, a.outcome.test_logits])[self.attacked_rows]
-            shadows = [next(logits) for _ in a.masks]
-            lira = lira_result(target, self.attacked_y, self.attacked_member, shadows, a.masks, delta)
-            a.run.result.lira = lira
-            a.run.result.flags += _bound_flags(a.outcome, lira)
-
-
-@dataclass
-class _Shadows:
-    """A run LiRA attacks: how its shadows train (its settings; rows per shadow) and what they score."""
-
-    run: RunDone
-    spec: RunSpec
-    outcome: RunOutcome
-    settings: RunSettings
-    masks: np.ndarray
-
-
-def _bound_flags(outcome: RunOutcome, attack: AttackResult | None) -> list[str]:
-    if attack and outcome.epsilon is not None and attack.epsilon_lower_bound > outcome.epsilon:
-        return [
-            f"the {attack.method} attack's epsilon lower bound {attack.epsilon_lower_bound:.3g} exceeds "
-            f"the accounted epsilon {outcome.epsilon:.3g}: a bug in accounting or in the audit"
-        ]
-    return []
 
 
 def _fairness_cost(sensitive, test_p, reference, slices, rules, rng, why: str | None) -> dict[str, dict[str, Any]]:

@@ -14,42 +14,65 @@ from auditkit.results import AuditorResult, GateResult
 
 
 def _label(run: dict[str, Any]) -> str:
-    return "non-private" if run["target_epsilon"] is None else f"eps={run['target_epsilon']:g}"
+    return run.get("tag") or "non-private"
+
+
+def _auc(attack: dict[str, Any] | None) -> str:
+    return number(attack["auc"]) if attack else ""
 
 
 def _runs_table(runs: list[dict[str, Any]]) -> Table:
     rows = []
     for run in runs:
-        m, mia = run["metrics"], run["mia"]
+        m, mia, eps = run["metrics"], run["mia"], run.get("epsilons", {})
         rows.append(
             [
                 _label(run),
                 number(run["epsilon"]),
+                number(eps.get("rdp")),
+                number(eps.get("prv")),
                 number(run["noise_multiplier"]),
+                number(run.get("max_grad_norm")),
+                number(run.get("clipped_share")),
+                number(run["sample_rate"]),
                 run["steps"],
+                number(run.get("learning_rate")),
+                run["epochs"],
+                number(run.get("validation_score")),
                 number(m["entity_f1"]),
                 interval(m["ci"].get("f1")),
-                number(mia["auc"]),
-                number(mia["epsilon_lower_bound"]),
-                number(mia["epsilon_lower_bound_ceiling"]),
-                run.get("degenerate") or "",
+                _auc(mia),
+                _auc(run.get("lira")),
+                number(mia["epsilon_lower_bound"]) if mia else "",
+                number(run["seconds"]),
+                run.get("degenerate") or run.get("attack_reason") or "",
             ]
         )
     return Table(
         [
             "run",
             "accounted ε",
+            "ε (RDP)",
+            "ε (PRV)",
             "noise",
+            "clip norm",
+            "clipped share",
+            "sample rate",
             "steps",
+            "learning rate",
+            "epochs",
+            "validation entity F1",
             "entity F1",
             "95% CI",
             "MIA AUC",
-            "ε lower bound",
-            "bound ceiling",
+            "LiRA AUC",
+            "ε lower bound (loss)",
+            "seconds",
             "degenerate",
         ],
         rows,
-        caption="DP runs and the non-private reference",
+        caption="DP runs and the non-private reference: learning rate and epochs chosen on the validation "
+        "carve-out; a sentence is one example",
     )
 
 
@@ -117,7 +140,9 @@ def token_privacy_section(name: str, result: AuditorResult, gates: list[GateResu
     return Section(
         key=name,
         title="Privacy (entities)",
-        intro=f"Trained: {s['trained']}; delta {number(s['delta'])}. A sentence is one example. "
+        intro=f"Trained: {s['trained']}; delta {number(s['delta'])}; {s.get('n_fit', 0)} sentences to fit, "
+        f"{s.get('n_validation', 0)} held out to choose each run's learning rate and epochs "
+        f"({s.get('validation', 'validation')}). A sentence is one example. "
         "A run marked degenerate learned no entities, so nothing derived from it is a finding.",
         tables=[
             _runs_table(runs),
