@@ -48,7 +48,7 @@ def prepare(config: AuditConfigBase, progress: ProgressReporter, *, build: bool 
         ensure_model(adapter_cls, config, data, progress)
     with progress.step("load model"):
         adapter = adapter_cls.load(config.model, config.data)
-    return Prepared(config, data, adapter)
+    return Prepared(config, adapter.match_data(data), adapter)
 
 
 def implementation(name: str, config: AuditConfigBase) -> type[Auditor]:
@@ -193,8 +193,11 @@ def validate_config(config_path: str | Path, progress: ProgressReporter = SILENT
         lines.append(f"model: {path} holds the prediction columns in all {len(data.test.files)} files (streamed)")
     elif path.exists():
         adapter = adapter_cls.load(config.model, config.data)
+        data = adapter.match_data(data)
+        notes = adapter.input_notes()  # before scoring: only what the match over every row found
         adapter.predict(data.test.subset(list(range(min(2, len(data.test))))), progress)
         lines.append(f"model: {path} loads and scores ({adapter_cls.name})")
+        lines += [f"model: {note}" for note in notes]
     elif getattr(config.model, "build", None) is not None:
         lines.append(f"model: {path} is absent and will be built from model.build on the first run")
     else:

@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from auditkit.cli import app
 from auditkit.runner import run_audit
 from tests.conftest import base_config, run_cli, write_config
 
@@ -134,14 +136,14 @@ def test_bad_prediction_files_are_one_line_errors(table):
     bad = frame.copy()
     bad.loc[3, "score"] = 1.5
     code, line = validate(folder, predictions_config(write_table(folder, bad, "bad.csv")))
-    assert code == 2 and "not a probability" in line and "r3" in line and len(line.splitlines()) == 1
+    assert code == 2 and "outside [0, 1]" in line and "r3" in line and len(line.splitlines()) == 1
     data = write_table(folder, frame, "data.csv")
     partial = write_table(folder, frame.iloc[:-1].drop(columns=["sex", "age_group", "y_true"]), "partial.csv")
     config = predictions_config(data)
     config["model"]["path"] = partial
     write_config(folder, config)
-    done = run_cli("run", "audit.yaml", "--out", "out", "--quiet", cwd=folder)  # validate scores only 2 rows
-    assert done.returncode == 2 and "no prediction for id 'r79'" in done.stderr
+    done = run_cli("run", "audit.yaml", "--out", "out", "--quiet", cwd=folder)
+    assert done.returncode == 2 and "1 of 80 data rows have no prediction (first ids 'r79')" in done.stderr
     config = predictions_config(data, predicted_column="nope")
     code, line = validate(folder, config)
     assert code == 2 and "'nope'" in line and "model.predicted_column" in line
@@ -159,3 +161,87 @@ def test_a_multiclass_task_is_refused_in_one_line(table):
     config["gates"] = []
     code, line = validate(folder, config)
     assert code == 2 and line.startswith("error: data.task") and "binary" in line and len(line.splitlines()) == 1
+
+
+def check(folder, config) -> tuple[int, str]:
+    """``validate`` in this process (a subprocess per case costs seconds of imports)."""
+    done = CliRunner().invoke(app, ["validate", str(write_config(folder, config))])
+    return done.exit_code, done.stderr.strip()
+
+
+def joined(folder, data: pd.DataFrame, predictions: pd.DataFrame, **model) -> dict:
+    """An audit of data.csv whose predictions come from p.csv (ids, scores), joined by id."""
+    config = predictions_config(write_table(folder, data, "data.csv"), **model)
+    config["model"]["path"] = write_table(folder, predictions, "p.csv")
+    return config
+
+
+def test_ids_without_a_partner_are_counted_over_the_whole_file_at_validate(table):
+    """validate used to count its 2-row sample ("2 of 2 data rows have none") and to drop extra predictions."""
+    folder, frame = table
+    scores = frame[["id", "score"]]
+    code, line = check(folder, joined(folder, frame, scores.iloc[:-3]))
+    assert code == 2 and len(line.splitlines()) == 1
+    assert "3 of 80 data rows have no prediction (first ids 'r77', 'r78', 'r79')" in line
+    assert "model.max_unmatched_share" in line
+    extra = pd.concat([scores, pd.DataFrame({"id": [f"x{i}" for i in range(5)], "score": 0.5})])
+    code, line = check(folder, joined(folder, frame, extra))
+    assert code == 2 and "5 of 85 predictions have no data row (first ids 'x0', 'x1', 'x2', ...)" in line
+
+
+def test_max_unmatched_share_leaves_rows_out_and_says_so(table):
+    folder, frame = table
+    scores = pd.concat([frame[["id", "score"]].iloc[:-3], pd.DataFrame({"id": ["x0", "x1"], "score": 0.5})])
+    code, line = check(folder, joined(folder, frame, scores, max_unmatched_share=0.03))  # 3 of 80 is 0.0375
+    assert code == 2 and "3 of 80 data rows have no prediction" in line and "(now 0.03)" in line
+    config = joined(folder, frame, scores, max_unmatched_share=0.05)
+    done = CliRunner().invoke(app, ["validate", str(write_config(folder, config))])
+    assert done.exit_code == 0, done.stderr
+    note = (
+        "Predictions joined to the data by id: 3 of 80 data rows have no prediction (first ids 'r77', 'r78', "
+        "'r79'), left out of the audit; 2 of 79 predictions have no data row (first ids 'x0', 'x1'), ignored "
+        "(model.max_unmatched_share 0.05)."
+    )
+    assert f"model: {note}" in done.stdout
+    result, out = run_audit(write_config(folder, config), out=folder / "out")
+    assert list(result.predictions.ids) == list(frame["id"].iloc[:-3])
+    assert result.auditors["performance"].metrics["n"] == 77
+    assert note in result.notes
+    assert "3 of 80 data rows have no prediction" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_a_file_that_matches_nothing_is_refused_even_when_all_may_be_unmatched(table):
+    folder, frame = table
+    other = frame[["id", "score"]].assign(id=[f"z{i}" for i in range(len(frame))])
+    code, line = check(folder, joined(folder, frame, other, max_unmatched_share=1))
+    assert code == 2 and "no data row has a prediction (first data ids 'r0', 'r1', 'r2', ...)" in line
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda p: p.iloc[:0], ["p.csv", "has columns but no rows"]),
+        (lambda p: pd.concat([p, p.iloc[[5]]]), ["id column 'id' repeats 'r5'"]),
+        (lambda p: p.assign(id=p["id"].where(p.index != 4)), ["id column 'id' is empty in 1 rows", "row 5"]),
+        (lambda p: p.assign(score=p["score"].where(p.index != 4)), ["'score' holds missing (NaN)", "id r4"]),
+        (lambda p: p.assign(score=p["score"].mask(p.index == 4, -0.5)), ["outside [0, 1]", "min -0.5", "id r4"]),
+        (lambda p: p.assign(score=p["score"].astype(object).mask(p.index == 4, "high")), ["'high' (id r4)"]),
+    ],
+    ids=["header only", "duplicate id", "empty id", "NaN score", "negative score", "text score"],
+)
+def test_unusable_prediction_files_are_one_line_errors(table, change, words):
+    folder, frame = table
+    code, line = check(folder, joined(folder, frame, change(frame[["id", "score"]])))
+    assert code == 2 and line.startswith("error:") and len(line.splitlines()) == 1
+    for word in words:
+        assert word in line
+
+
+def test_max_unmatched_share_is_refused_for_a_streamed_audit(tmp_path, table):
+    """A streamed audit reads the predictions from the data's own rows: it joins nothing to allow for."""
+    _, frame = table
+    frame.to_parquet(tmp_path / "d.parquet")
+    config = predictions_config("d.parquet", max_unmatched_share=0.1)
+    config["data"]["streaming"] = True
+    code, line = check(tmp_path, config)
+    assert code == 2 and "model.max_unmatched_share" in line and "streamed" in line

@@ -67,6 +67,12 @@ class ModelAdapter(Scorer):
         """Scores for every row of ``split`` (``classes`` from ``split.classes``), or what the task's model
         gives instead of a row's probabilities (token tags per word)."""
 
+    def match_data(self, data: AuditData) -> AuditData:
+        """The data this model scores, checked over every row before any is scored: all of it, unless the
+        model is a file of predictions joined to the rows by id (validate scores only a sample, so a join
+        checked there would count the sample's ids, not the file's)."""
+        return data
+
     def input_notes(self) -> list[str]:
         """What the report should say about the inputs scored so far (e.g. values filled in)."""
         return []

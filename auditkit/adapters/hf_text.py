@@ -26,6 +26,7 @@ from auditkit.adapters.capabilities import Retrainable, RetrainRequest, TextAttr
 from auditkit.adapters.hf_families import FAMILIES, attributed_layer, family_of, model_inputs  # noqa: E402
 from auditkit.adapters.hf_lora import lora_trainable  # noqa: E402
 from auditkit.adapters.hf_retrain import text_trainable  # noqa: E402
+from auditkit.adapters.outputs import SOFTMAX, checked  # noqa: E402
 from auditkit.config import DataConfig, ModelConfigBase, StrictModel  # noqa: E402
 from auditkit.data import AuditData, Split  # noqa: E402
 from auditkit.errors import AuditError  # noqa: E402
@@ -250,9 +251,13 @@ class HfTextAdapter(ModelAdapter, TextAttributable, Retrainable):
             self.class_order = class_order(self.model.config.id2label, split.classes, self.model_dir)
             probabilities = softmax(raw, axis=1)[:, self.class_order]
             y_pred = probabilities.argmax(axis=1)
-            return Predictions(split.ids, split.y, probabilities, y_pred, encoded.n_truncated, raw, split.classes)
-        y_pred = (scores >= 0.5).astype(np.int64)
-        return Predictions(split.ids, split.y, scores, y_pred, encoded.n_truncated, raw, split.classes)
+            predictions = Predictions(
+                split.ids, split.y, probabilities, y_pred, encoded.n_truncated, raw, split.classes
+            )
+        else:
+            y_pred = (scores >= 0.5).astype(np.int64)
+            predictions = Predictions(split.ids, split.y, scores, y_pred, encoded.n_truncated, raw, split.classes)
+        return checked(predictions, f"model.path {self.model_dir}: {SOFTMAX}")
 
     def output_index(self, label: np.ndarray) -> np.ndarray:
         """The model output that stands for label 1 (positive) or 0 (negative), or for a class index."""

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from auditkit.adapters.sklearn import FrameModelAdapter, PipelineBuild, class_order, fit_pipeline, model_frame
+from auditkit.adapters.outputs import expected_columns
+from auditkit.adapters.sklearn import FrameModelAdapter, PipelineBuild, fit_pipeline, model_frame, task_classes
 from auditkit.config import DataConfig, ModelConfigBase
-from auditkit.data import AuditData, label_text, read_table
+from auditkit.data import AuditData, read_table
 from auditkit.errors import AuditError
 from auditkit.progress import ProgressReporter
 
@@ -56,12 +57,22 @@ class OnnxAdapter(FrameModelAdapter):
     name = "onnx"
     Config = OnnxConfig
 
-    def __init__(self, config: OnnxConfig, model_dir: Path, session: Any, columns: list[str], order: np.ndarray):
-        super().__init__(config, model_dir, columns, order)
+    def __init__(
+        self,
+        config: OnnxConfig,
+        model_dir: Path,
+        session: Any,
+        columns: list[str],
+        model_classes: list[str] | None,
+        classes: tuple[str, ...] | None,
+    ):
+        super().__init__(config, model_dir, columns, model_classes, classes)
         self.session = session
         self.inputs = {i.name: i.type for i in session.get_inputs()}
         self.single = len(self.inputs) == 1 and config.features is not None
         self.output = _probability_output(session, config.output, model_dir)
+        self.output_name = f"output '{self.output}'"
+        _check_declared_output(session, self.output, classes, model_dir)
 
     @classmethod
     def load(cls, config: OnnxConfig, data_config: DataConfig) -> OnnxAdapter:  # type: ignore[override]
@@ -90,10 +101,8 @@ class OnnxAdapter(FrameModelAdapter):
         missing = [c for c in columns if c not in data_columns(data_config)]
         if missing:
             raise AuditError(f"model.path {file}: the ONNX graph reads column '{missing[0]}', which the data lacks")
-        labels = (label_text(data_config.negative_label), label_text(data_config.positive_label))
         named = config.classes or _graph_classes(graph)
-        order = class_order(named, labels) if named else np.arange(len(labels))
-        return cls(config, path, session, columns, order)
+        return cls(config, path, session, columns, named, task_classes(data_config))
 
     @classmethod
     def check_data(cls, config: ModelConfigBase, data_config: DataConfig) -> None:
@@ -163,6 +172,32 @@ def _probability_output(session: Any, name: str | None, path: Path) -> str:
             f"(outputs: {', '.join(o.name for o in outputs)}; export with zipmap disabled)"
         )
     return tensors[0].name
+
+
+def _check_declared_output(session: Any, name: str, classes: tuple[str, ...] | None, path: Path) -> None:
+    """Refuse at load an output whose declared type or shape cannot hold the task's class probabilities
+    (what the graph leaves open, a symbolic width, is checked on the values scored)."""
+    output = next(o for o in session.get_outputs() if o.name == name)
+    if output.type not in ("tensor(float)", "tensor(double)"):
+        raise AuditError(
+            f"model.path {path}: output '{name}' has type {output.type}; expected a float tensor of class "
+            "probabilities (export with zipmap disabled, or set model.output)"
+        )
+    shape = list(output.shape or [])
+    width = shape[1] if len(shape) == 2 else None
+    if len(shape) == 1 or width == 1:
+        wanted = f"(n, {len(classes)})" if classes else "(n, k)"
+        single = "(n,)" if len(shape) == 1 else "(n, 1)"
+        raise AuditError(
+            f"model.path {path}: output '{name}' is a single output of shape {single}; "
+            f"expected class probabilities of shape {wanted}: a regression model, or a single score?"
+        )
+    if len(shape) > 2:
+        raise AuditError(
+            f"model.path {path}: output '{name}' has {len(shape)} dimensions; expected (n, k) probabilities"
+        )
+    if classes is not None and isinstance(width, int) and width != len(classes):
+        raise AuditError(f"model.path {path}: output '{name}' has {width} columns; {expected_columns(classes)}")
 
 
 def _graph_classes(graph: Any) -> list[str] | None:

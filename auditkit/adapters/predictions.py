@@ -13,6 +13,7 @@ labels, sensitive features and predictions alike: the adapter never loads it but
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -23,8 +24,9 @@ from pydantic import Field, model_validator
 
 from auditkit.adapters.base import ModelAdapter, resolve_device
 from auditkit.adapters.capabilities import CountScorer
+from auditkit.adapters.outputs import check_scores
 from auditkit.config import DataConfig, ModelConfigBase
-from auditkit.data import Split, label_text, read_table
+from auditkit.data import AuditData, Split, label_text, read_table
 from auditkit.errors import AuditError
 from auditkit.execution.base import Executor
 from auditkit.predictions import Predictions
@@ -44,6 +46,14 @@ class PredictionsConfig(ModelConfigBase):
         None, description="Column of predicted labels (data.positive_label / negative_label values, or 1 / 0)."
     )
     threshold: float = Field(0.5, gt=0, lt=1, description="Without predicted_column: positive when score >= this.")
+    max_unmatched_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Largest share of ids without a partner, in each direction: data rows with no prediction "
+        "(of the data's rows; left out of the audit) and predictions with no data row (of the file's rows; "
+        "ignored). Both are counted in the report's notes. Default 0: every id must match.",
+    )
 
     @model_validator(mode="after")
     def _something_to_audit(self) -> PredictionsConfig:
@@ -72,6 +82,7 @@ class PredictionsAdapter(ModelAdapter, CountScorer):
         self.digest = digest
         self.spec = spec  # streamed: what the counting pass reads
         self._counted: CountedPredictions | None = None
+        self.match_note = ""  # ids left unmatched within max_unmatched_share, set by match_data
 
     @classmethod
     def check_data(cls, config: PredictionsConfig, data_config: DataConfig) -> None:  # type: ignore[override]
@@ -89,6 +100,11 @@ class PredictionsAdapter(ModelAdapter, CountScorer):
             raise AuditError(
                 f"model.path: a streamed audit (data.streaming) reads the predictions from the data's own rows; "
                 f"set model.path to data.path ({data_config.path})"
+            )
+        if data_config.streaming and config.max_unmatched_share:
+            raise AuditError(
+                "model.max_unmatched_share: a streamed audit reads its predictions from the data's own rows, "
+                "so no id goes unmatched; remove the setting"
             )
         if (config.id_column or data_config.id_column) is None and Path(config.path) != Path(data_config.path):
             raise AuditError(
@@ -111,23 +127,33 @@ class PredictionsAdapter(ModelAdapter, CountScorer):
         ):
             if column is not None and column not in frame.columns:
                 raise AuditError(f"{path}: column '{column}' (from {key}) is not in the predictions file")
+        if frame.empty:  # a header and no row: every data row would go unmatched
+            raise AuditError(f"{path}: the predictions file has columns but no rows")
         if id_column is None:  # the file is the data itself: rows match by position, as the data's ids do
             frame.index = pd.Index([f"row-{i}" for i in range(1, len(frame) + 1)])
         else:
+            empty = frame[id_column].isna().to_numpy()
+            if empty.any():
+                raise AuditError(
+                    f"{path}: id column '{id_column}' is empty in {int(empty.sum())} rows "
+                    f"(first at row {int(empty.argmax()) + 1} of the file)"
+                )
             ids = frame[id_column].astype(str)
             if ids.duplicated().any():
                 raise AuditError(f"{path}: id column '{id_column}' repeats '{ids[ids.duplicated()].iloc[0]}'")
             frame.index = pd.Index(ids)
         table = pd.DataFrame(index=frame.index)
         if config.score_column is not None:
-            scores = pd.to_numeric(frame[config.score_column], errors="coerce")
-            bad = scores.isna() | (scores < 0) | (scores > 1)
-            if bad.any():
+            raw = frame[config.score_column]
+            scores = pd.to_numeric(raw, errors="coerce")
+            text = scores.isna() & raw.notna()
+            if text.any():
                 raise AuditError(
-                    f"{path}: score column '{config.score_column}' holds a value that is not a probability "
-                    f"in [0, 1] (id {frame.index[bad.to_numpy()][0]}: {frame[config.score_column][bad].iloc[0]!r})"
+                    f"{path}: score column '{config.score_column}' holds {raw[text].iloc[0]!r} (id "
+                    f"{frame.index[text.to_numpy()][0]}), which is not a number: expected probabilities in [0, 1]"
                 )
-            table["score"] = scores.to_numpy(dtype=np.float64)
+            what = f"{path}: score column '{config.score_column}'"
+            table["score"] = check_scores(scores.to_numpy(dtype=np.float64), frame.index, what)
         if config.predicted_column is not None:
             table["predicted"] = _label_indices(frame[config.predicted_column], data_config, path, config)
         return cls(config, path, table, digest, None)
@@ -169,9 +195,45 @@ class PredictionsAdapter(ModelAdapter, CountScorer):
         self._counted = CountedPredictions(counts, split.classes, str(split.path), executor.name)
         return self._counted
 
+    def match_data(self, data: AuditData) -> AuditData:
+        """Join the file to the data by id over every row, in both directions (see ``max_unmatched_share``).
+
+        A streamed audit reads its predictions from the data's own rows: it joins nothing. With nothing held
+        out, ``data.test`` holds every data row.
+        """
+        if self.table is None or isinstance(data.test, StreamedSplit):
+            return data
+        rows = data.test.frame.index
+        no_prediction = ~rows.isin(self.table.index)
+        no_row = ~self.table.index.isin(rows)
+        share = self.config.max_unmatched_share
+        found = []
+        for ids, among, what, fix in (
+            (rows[no_prediction], len(rows), "data rows have no prediction", "left out of the audit"),
+            (self.table.index[no_row], len(self.table), "predictions have no data row", "ignored"),
+        ):
+            if not len(ids):
+                continue
+            counted = f"{len(ids)} of {among} {what} (first ids {first_ids(ids)})"
+            if len(ids) / among > share:
+                raise AuditError(
+                    f"{self.model_dir}: {counted}; check data.id_column and model.id_column, or allow a share "
+                    f"with model.max_unmatched_share (now {share:g})"
+                )
+            found.append(f"{counted}, {fix}")
+        if no_prediction.all():
+            raise AuditError(f"{self.model_dir}: no data row has a prediction (first data ids {first_ids(rows)})")
+        if found:
+            self.match_note = (
+                f"Predictions joined to the data by id: {'; '.join(found)} (model.max_unmatched_share {share:g})."
+            )
+        if not no_prediction.any():
+            return data
+        return replace(data, test=data.test.subset(np.flatnonzero(~no_prediction)))
+
     def input_notes(self) -> list[str]:
         if self._counted is None:
-            return []
+            return [self.match_note] if self.match_note else []
         how = "Ray Data" if self._counted.engine == "ray" else "pyarrow, one batch at a time"
         return [
             f"Streamed audit: the {len(self._counted)} rows of {self._counted.source} were counted in one pass "
@@ -202,6 +264,12 @@ class PredictionsAdapter(ModelAdapter, CountScorer):
     @property
     def model_sha256(self) -> str:
         return self.digest
+
+
+def first_ids(ids: pd.Index, shown: int = 3) -> str:
+    """The first ``shown`` ids, quoted, for a message."""
+    quoted = ", ".join(repr(str(i)) for i in ids[:shown])
+    return quoted + (", ..." if len(ids) > shown else "")
 
 
 def _label_indices(values: pd.Series, data_config: DataConfig, path: Path, config: PredictionsConfig) -> np.ndarray:

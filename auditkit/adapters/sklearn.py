@@ -18,6 +18,7 @@ from pydantic import Field
 
 from auditkit.adapters.base import ModelAdapter, resolve_device
 from auditkit.adapters.capabilities import FeatureAttributable
+from auditkit.adapters.outputs import check_probabilities, expected_columns
 from auditkit.config import DataConfig, ModelConfigBase, StrictModel
 from auditkit.data import AuditData, Split, label_text
 from auditkit.errors import AuditError
@@ -130,13 +131,24 @@ def model_frame(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(out, index=frame.index)
 
 
+def task_classes(data_config: DataConfig) -> tuple[str, ...] | None:
+    """The task's class names in label-index order, when the config fixes them (multiclass without
+    ``data.classes`` takes them from the data: known once a split is scored)."""
+    if data_config.task == "multiclass":
+        return tuple(str(c).strip() for c in data_config.classes) if data_config.classes else None
+    return (label_text(data_config.negative_label), label_text(data_config.positive_label))
+
+
 def class_order(model_classes: Any, label_names: tuple[str, ...]) -> np.ndarray:
     """For each label index, the model output that stands for it.
 
     A model's classes are matched to the data's label names (``bad``/``good``) or to label
-    indices (0/1, what auditkit's own builds train on).
+    indices (0/1, what auditkit's own builds train on). A model with more or fewer classes
+    than the task has would have outputs dropped or missing: refused.
     """
     names = [str(c) for c in np.asarray(model_classes).tolist()]
+    if len(names) != len(label_names):
+        raise AuditError(f"the model's classes are {names}, {len(names)} of them; {expected_columns(label_names)}")
     order = []
     for index, label in enumerate(label_names):
         if label in names:
@@ -152,7 +164,7 @@ def class_order(model_classes: Any, label_names: tuple[str, ...]) -> np.ndarray:
 
 
 def predictions_from(split: Split, probabilities: np.ndarray, order: np.ndarray) -> Predictions:
-    """Predictions in label-index order from a model's probabilities in its own order."""
+    """Predictions in label-index order from a model's probabilities in its own order (already checked)."""
     ordered = np.asarray(probabilities, dtype=np.float64)[:, order]
     if ordered.shape[1] == 2:
         y_pred = (ordered[:, 1] >= 0.5).astype(np.int64)
@@ -162,15 +174,39 @@ def predictions_from(split: Split, probabilities: np.ndarray, order: np.ndarray)
 
 
 class FrameModelAdapter(ModelAdapter, FeatureAttributable):
-    """What the sklearn and onnx adapters share: columns in, probabilities out, on the CPU."""
+    """What the sklearn and onnx adapters share: columns in, probabilities out, on the CPU.
+
+    ``model_classes`` are the classes the model declares, in its output order (None: the outputs are
+    in label-index order). Their order against the task's classes is fixed at load when the config
+    names the classes, else at the first split scored (a multiclass task without ``data.classes``).
+    """
 
     lacks: ClassVar[dict[str, str]] = {"retrain": DP_REFUSAL}
+    #: What messages call the probability output, e.g. "predict_proba".
+    output_name: str = "the probability output"
 
-    def __init__(self, config: ModelConfigBase, model_dir: Path, columns: list[str], order: np.ndarray) -> None:
+    def __init__(
+        self,
+        config: ModelConfigBase,
+        model_dir: Path,
+        columns: list[str],
+        model_classes: list[str] | None,
+        classes: tuple[str, ...] | None,
+    ) -> None:
         super().__init__(config.model_copy(update={"device": "cpu"}), model_dir)
         self.device = resolve_device("cpu")
         self.columns = columns
-        self.order = order
+        self.model_classes = model_classes
+        self.order: np.ndarray | None = self.order_for(classes) if classes is not None else None
+
+    def order_for(self, classes: tuple[str, ...]) -> np.ndarray:
+        """For each of the task's classes, the model output holding it."""
+        if self.model_classes is None:
+            return np.arange(len(classes))
+        try:
+            return class_order(self.model_classes, classes)
+        except AuditError as exc:
+            raise AuditError(f"model.path {self.model_dir}: {exc}") from None
 
     @classmethod
     def check_data(cls, config: ModelConfigBase, data_config: DataConfig) -> None:
@@ -184,6 +220,8 @@ class FrameModelAdapter(ModelAdapter, FeatureAttributable):
         return list(self.columns)
 
     def output_index(self, label: np.ndarray) -> np.ndarray:
+        if self.order is None:
+            raise AuditError("model: a multiclass model maps classes to outputs once it has scored a split")
         return self.order[np.asarray(label, dtype=int)]
 
     def check_columns(self, frame: pd.DataFrame) -> None:
@@ -193,7 +231,10 @@ class FrameModelAdapter(ModelAdapter, FeatureAttributable):
 
     def predict(self, split: Split, progress: ProgressReporter) -> Predictions:
         self.check_columns(split.frame)
-        return predictions_from(split, self.predict_frame(split.frame), self.order)
+        self.order = self.order_for(split.classes)
+        what = f"model.path {self.model_dir}: {self.output_name}"
+        probabilities = check_probabilities(self.predict_frame(split.frame), split.classes, split.ids, what)
+        return predictions_from(split, probabilities, self.order)
 
 
 class SklearnAdapter(FrameModelAdapter):
@@ -202,8 +243,18 @@ class SklearnAdapter(FrameModelAdapter):
     name = "sklearn"
     Config = SklearnConfig
 
-    def __init__(self, config: SklearnConfig, model_dir: Path, pipeline: Any, columns: list[str], order: np.ndarray):
-        super().__init__(config, model_dir, columns, order)
+    output_name = "predict_proba"
+
+    def __init__(
+        self,
+        config: SklearnConfig,
+        model_dir: Path,
+        pipeline: Any,
+        columns: list[str],
+        model_classes: list[str],
+        classes: tuple[str, ...] | None,
+    ):
+        super().__init__(config, model_dir, columns, model_classes, classes)
         self.pipeline = pipeline
 
     @classmethod
@@ -218,14 +269,11 @@ class SklearnAdapter(FrameModelAdapter):
             raise AuditError(
                 f"model.features: the pipeline in {path} was not fitted on named columns; list its input columns"
             )
-        labels = (label_text(data_config.negative_label), label_text(data_config.positive_label))
         try:
-            order = class_order(pipeline.classes_, labels)
+            model_classes = [str(c) for c in np.asarray(pipeline.classes_).tolist()]
         except AttributeError:
             raise AuditError(f"model.path {path}: the pipeline is not fitted (no classes_)") from None
-        except AuditError as exc:
-            raise AuditError(f"model.path {path}: {exc}") from None
-        return cls(config, path, pipeline, columns, order)
+        return cls(config, path, pipeline, columns, model_classes, task_classes(data_config))
 
     @classmethod
     def build(  # type: ignore[override]

@@ -20,6 +20,7 @@ from torch.utils.data import TensorDataset
 
 from auditkit.adapters.base import ModelAdapter, positive_probability
 from auditkit.adapters.capabilities import Retrainable, RetrainRequest, TabularAttributable
+from auditkit.adapters.outputs import SOFTMAX, checked
 from auditkit.config import DataConfig, ModelConfigBase, StrictModel
 from auditkit.data import AuditData, Split
 from auditkit.errors import AuditError
@@ -219,6 +220,11 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
             raise AuditError(f"model.path {path / WEIGHTS_FILE}: corrupt safetensors weights: {exc}") from None
         except (ValueError, KeyError, TypeError, OSError) as exc:
             raise AuditError(f"model.path {path}: unreadable model files: {exc}") from None
+        if data_config.task == "multiclass" and not classes:  # its 2 outputs would be read as k class probabilities
+            raise AuditError(
+                f"model.path {path}: {ENCODING_FILE} names no classes, so the model was built for a binary task "
+                "(2 outputs); the multiclass task expects one output per class"
+            )
         last = max((k for k in state if k.endswith(".weight")), key=lambda k: int(k.split(".")[0]), default=None)
         if last is not None and state[last].shape[0] != n_outputs:
             wanted = f"{n_outputs} (the classes in {ENCODING_FILE})" if n_outputs != 2 else "2 for a binary task"
@@ -309,7 +315,8 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
                 logits = self.model(x[start : start + batch].to(self.device))
                 scores[start : start + batch] = positive_probability(logits, 1).cpu().double().numpy()
                 raw[start : start + batch] = logits.cpu().double().numpy()
-        return Predictions(split.ids, split.y, scores, (scores >= 0.5).astype(np.int64), 0, raw, split.classes)
+        predictions = Predictions(split.ids, split.y, scores, (scores >= 0.5).astype(np.int64), 0, raw, split.classes)
+        return checked(predictions, f"model.path {self.model_dir}: {SOFTMAX}")
 
     def _predict_classes(self, split: Split, x: torch.Tensor) -> Predictions:
         """Multiclass: the softmax over the k outputs (label index order) and its argmax."""
@@ -319,7 +326,10 @@ class TorchTabularAdapter(ModelAdapter, TabularAttributable, Retrainable):
             for start in range(0, len(x), batch):
                 raw[start : start + batch] = self.model(x[start : start + batch].to(self.device)).cpu().double().numpy()
         probabilities = softmax(raw, axis=1)
-        return Predictions(split.ids, split.y, probabilities, probabilities.argmax(axis=1), 0, raw, split.classes)
+        predictions = Predictions(
+            split.ids, split.y, probabilities, probabilities.argmax(axis=1), 0, raw, split.classes
+        )
+        return checked(predictions, f"model.path {self.model_dir}: {SOFTMAX}")
 
     def input_notes(self) -> list[str]:
         return list(self.notes.values())
