@@ -94,13 +94,13 @@ def token_performance_section(name: str, result: AuditorResult, gates: list[Gate
     )
 
 
-@section_builder(TokenFairnessResult)
 def _status(group: dict) -> str:
     """ok, or insufficient with why (too few sentences, gold entities or names): why it was left out."""
     why = group.get("insufficient")
     return f"{group['status']}: {why}" if why else group["status"]
 
 
+@section_builder(TokenFairnessResult)
 def token_fairness_section(name: str, result: AuditorResult, gates: list[GateResult]) -> Section:
     s = result.summary()
     gate_of = {g.id: g for g in gates}
