@@ -64,6 +64,7 @@ class HfTokenAdapter(ModelAdapter, Tagger, TokenAttributable, TokenRetrainable):
         super().__init__(config, model_dir)
         self.tokenizer = tokenizer
         self.model = model.to(self.device).eval()
+        self.unknown_types: list[str] = []  # the data's entity types the model has no label for
         self.max_length = min(config.max_length, int(getattr(model.config, "max_position_embeddings", 10**6)))
 
     @classmethod
@@ -79,8 +80,17 @@ class HfTokenAdapter(ModelAdapter, Tagger, TokenAttributable, TokenRetrainable):
         path = Path(config.path)
         tokenizer, model = open_token_classifier(path, "model.path")
         adapter = cls(config, path, tokenizer, model)
-        adapter.check_types(tuple(entity_types_of(data_config)))
+        adapter.unknown_types = adapter.check_types(tuple(entity_types_of(data_config)))
         return adapter
+
+    def input_notes(self) -> list[str]:
+        """Gold entity types the model has no label for: each of their entities counts as missed."""
+        if not self.unknown_types:
+            return []
+        return [
+            f"The data holds entity types the model cannot output ({', '.join(self.unknown_types)}): every gold "
+            "entity of these types is scored as missed, and its recall is 0 by construction."
+        ]
 
     @classmethod
     def build(  # type: ignore[override]
