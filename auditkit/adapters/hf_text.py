@@ -162,7 +162,23 @@ def open_model_folder(path: Path, key: str, **kwargs: Any) -> tuple[Any, Any]:
     return tokenizer, model
 
 
-class HfTextAdapter(ModelAdapter, TextAttributable, Retrainable):
+class SpecialTokens:
+    """Special-token lookups of a transformers tokenizer held as ``self.tokenizer`` (text and token adapters)."""
+
+    tokenizer: Any
+
+    def special_tokens_mask(self, input_ids: Sequence[int]) -> list[int]:
+        return self.tokenizer.get_special_tokens_mask(list(input_ids), already_has_special_tokens=True)
+
+    def token_id(self, kind: str) -> int | None:
+        return {
+            "pad": self.tokenizer.pad_token_id,
+            "mask": self.tokenizer.mask_token_id,
+            "unk": self.tokenizer.unk_token_id,
+        }[kind]
+
+
+class HfTextAdapter(SpecialTokens, ModelAdapter, TextAttributable, Retrainable):
     """Transformers sequence classifiers over text (safetensors only, no remote code)."""
 
     name = "hf-text"
@@ -286,16 +302,6 @@ class HfTextAdapter(ModelAdapter, TextAttributable, Retrainable):
             EncodedText(enc["input_ids"][i], enc.word_ids(i), [tuple(o) for o in enc["offset_mapping"][i]])
             for i in range(len(texts))
         ]
-
-    def special_tokens_mask(self, input_ids: Sequence[int]) -> list[int]:
-        return self.tokenizer.get_special_tokens_mask(list(input_ids), already_has_special_tokens=True)
-
-    def token_id(self, kind: str) -> int | None:
-        return {
-            "pad": self.tokenizer.pad_token_id,
-            "mask": self.tokenizer.mask_token_id,
-            "unk": self.tokenizer.unk_token_id,
-        }[kind]
 
     # Retrainable
     @classmethod

@@ -19,7 +19,7 @@ from transformers import AutoConfig
 from auditkit.adapters.base import ModelAdapter
 from auditkit.adapters.capabilities import RetrainRequest, Tagger, TokenAttributable, TokenRetrainable
 from auditkit.adapters.hf_families import family_of
-from auditkit.adapters.hf_text import SAFE, resolve_base
+from auditkit.adapters.hf_text import SAFE, SpecialTokens, resolve_base
 from auditkit.adapters.hf_token_runs import token_trainable
 from auditkit.config import DataConfig, ModelConfigBase, StrictModel
 from auditkit.errors import AuditError
@@ -54,7 +54,7 @@ class HfTokenConfig(ModelConfigBase):
     build: HfTokenBuild | None = None
 
 
-class HfTokenAdapter(ModelAdapter, Tagger, TokenAttributable, TokenRetrainable):
+class HfTokenAdapter(SpecialTokens, ModelAdapter, Tagger, TokenAttributable, TokenRetrainable):
     """Transformers token classifiers (NER): IOB2 or BIOES labels, read per word at its first piece."""
 
     name = "hf-token"
@@ -149,16 +149,6 @@ class HfTokenAdapter(ModelAdapter, Tagger, TokenAttributable, TokenRetrainable):
 
     def encode_sentences(self, sentences: Sequence[Sequence[str]]) -> WordPieces:
         return encode_words(self.tokenizer, sentences, self.max_length)
-
-    def special_tokens_mask(self, input_ids: Sequence[int]) -> list[int]:
-        return self.tokenizer.get_special_tokens_mask(list(input_ids), already_has_special_tokens=True)
-
-    def token_id(self, kind: str) -> int | None:
-        return {
-            "pad": self.tokenizer.pad_token_id,
-            "mask": self.tokenizer.mask_token_id,
-            "unk": self.tokenizer.unk_token_id,
-        }[kind]
 
     @property
     def label2id(self) -> dict[str, int]:

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from torch.utils.data import ConcatDataset
 
-from auditkit.adapters.capabilities import RetrainRequest, TokenRetrainable
+from auditkit.adapters.capabilities import TokenRetrainable
+from auditkit.auditors.privacy import request
 from auditkit.errors import AuditError
 from auditkit.ner.fairness import block_value
 from auditkit.ner.metrics import count_entities, entity_report
@@ -80,25 +81,12 @@ def metric_ids(settings: Any, probes: list[str]) -> set[str]:
     return ids
 
 
-def request(settings: Any, seed: int, labels: list[str]) -> RetrainRequest:
-    """What the token DP runs ask the adapter to retrain: the head's tags are the training split's."""
-    return RetrainRequest(
-        seed=seed,
-        top_layers=0 if settings.run_kind == "probe" else settings.train_top_layers,
-        base=settings.base,
-        cache_activations=settings.cache_activations,
-        kind=settings.run_kind,
-        lora_rank=settings.lora_rank,
-        labels=tuple(labels),
-    )
-
-
 def token_privacy(context: Any, settings: Any) -> TokenPrivacyResult:
     adapter, data, seed = context.adapter, context.data, context.seed
     if not isinstance(adapter, TokenRetrainable):  # validate refuses this; a Python caller may still get here
         raise AuditError(f"auditors.privacy: adapter {type(adapter).__name__} cannot be retrained")
     labels = label_set(data.train.tags)
-    whole = adapter.trainable(data, request(settings, seed, labels), context.progress)
+    whole = adapter.trainable(data, replace(request(settings, seed), labels=tuple(labels)), context.progress)
     # The carve-out keeps the share of sentences with an entity: its entity F1 is what chooses a run.
     has_entity = np.array([any(t != OUTSIDE for t in tags) for tags in data.train.tags], dtype=np.int64)
     fit_rows, val_rows = validation_split(has_entity, settings.validation_share, seed)
