@@ -50,6 +50,10 @@ class AuditorResult(BaseModel):
         """Lines for attributions.jsonl (only the explain auditor has any)."""
         return []
 
+    def probe_records(self) -> list[dict[str, Any]]:
+        """Lines for name_probe.jsonl, one per probe mention (only token fairness with name probes has any)."""
+        return []
+
 
 @dataclass(frozen=True)
 class BaselineComparison:
@@ -112,6 +116,7 @@ class AuditResult:
     predictions: Predictions  # or TokenPredictions (token tasks), CountedPredictions (a streamed audit: no rows)
     sensitive: dict[str, list[str]]  # feature -> group of each evaluated example
     attributions: list[dict[str, Any]] = field(default_factory=list)
+    probe_mentions: list[dict[str, Any]] = field(default_factory=list)  # name_probe.jsonl
     notes: list[str] = field(default_factory=list)
 
     @property

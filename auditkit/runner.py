@@ -150,6 +150,7 @@ def run_audit(
         if isinstance(test, StreamedSplit)
         else {f: test.frame[f].astype(str).tolist() for f in prepared.data.sensitive_features},
         attributions=[record for r in results.values() for record in r.attribution_records()],
+        probe_mentions=[record for r in results.values() for record in r.probe_records()],
         notes=notes,
     )
     if previous is not None:

@@ -106,7 +106,11 @@ def test_explanations_are_labelled_shapley_and_efficient(runs):
         assert summary["steps"]["unit"] == "permutations"
         assert "median" in summary["baseline"]
         assert summary["relative_delta"]["p95"] < 1e-6  # efficiency holds for every sampled permutation
-        assert summary["convergence"]["share_above_tolerance"] == 0.0
+        assert summary["relative_standard_error"]["share_above_tolerance"] == 0.0
+        lines = (runs[adapter][1] / "attributions.jsonl").read_text(encoding="utf-8").splitlines()
+        errors = [json.loads(line)["relative_standard_error"] for line in lines]
+        assert len(errors) == summary["n_examples"] and "standard_error" not in json.loads(lines[0])
+        assert summary["relative_standard_error"]["median"] == float(np.median(errors))  # the summary of the lines
         html = (runs[adapter][1] / "report.html").read_text(encoding="utf-8")
         assert "shapley value sampling" in html
 
@@ -146,7 +150,7 @@ def test_shapley_sampling_converges_to_exact_values_and_is_efficient(runs, credi
         assert exact.sum() == pytest.approx(b.f_input - b.f_baseline, abs=1e-9)
         assert np.abs(b.scores - exact).max() <= np.abs(a.scores - exact).max() + 1e-12
         assert np.abs(b.scores - exact).max() < 0.05 * max(np.abs(exact).sum(), 1e-3)
-        assert b.standard_error < a.standard_error
+        assert b.relative_standard_error < a.relative_standard_error
 
 
 def test_mia_loss_attack_on_the_audited_pipeline(runs):

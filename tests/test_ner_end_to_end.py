@@ -7,6 +7,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from seqeval.metrics import f1_score
 from seqeval.scheme import IOB2
@@ -114,6 +115,27 @@ def test_entity_f1_equals_seqeval_recomputed_from_entities_jsonl(ran):
     expected = f1_score(gold, pred, mode="strict", scheme=IOB2)
     assert summary["auditors"]["performance"]["metrics"]["f1"] == pytest.approx(expected, abs=1e-12)
     assert len(lines) == summary["auditors"]["performance"]["metrics"]["n_sentences"] == 72
+
+
+def test_name_probe_jsonl_has_every_mention_and_recomputes_the_recall_per_group(ran):
+    folder, _ = ran
+    out = folder / "out"
+    assert "name_probe.jsonl" in json.loads((out / ".auditkit-output").read_text(encoding="utf-8"))["files"]
+    probe = json.loads((out / "summary.json").read_text(encoding="utf-8"))["auditors"]["fairness"]["name_probe"]
+    rows = [json.loads(line) for line in (out / "name_probe.jsonl").read_text(encoding="utf-8").splitlines()]
+    n_names, n_templates = 2 * len(GROUP_A), probe["origin"]["n_templates"]
+    assert len(rows) == n_names * n_templates
+    assert len({(r["probe"], r["name"], r["template_index"]) for r in rows}) == len(rows)
+    for r in rows:
+        assert r["tokens"][r["slot"]] == r["name"] and r["template"].split()[r["slot"]] == "{name}"
+        assert r["recognised"] == ([r["slot"], r["slot"] + 1, "person"] in r["pred"])
+    for group, report in probe["origin"]["by_group"].items():
+        per_name: dict[str, list[bool]] = {}
+        for r in rows:
+            if r["group"] == group:
+                per_name.setdefault(r["name"], []).append(r["recognised"])
+        assert sum(len(v) for v in per_name.values()) == report["n_mentions"]
+        assert np.mean([np.mean(v) for v in per_name.values()]) == report["recall"]  # exactly: the same means
 
 
 def test_predictions_csv_has_one_row_per_word(ran):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
+from typing import cast
+
 import numpy as np
 import pytest
 from seqeval.metrics import f1_score
@@ -9,8 +13,17 @@ from seqeval.scheme import IOB2
 
 from auditkit.config import GateConfig
 from auditkit.gates import evaluate_gates
-from auditkit.ner.fairness import NameProbe, TokenFairnessResult, counterfactual, entity_f1_by_group, run_probe
+from auditkit.ner.fairness import (
+    NameProbe,
+    TokenFairnessResult,
+    counterfactual,
+    entity_f1_by_group,
+    run_probe,
+    run_probe_with_mentions,
+)
 from auditkit.ner.predictions import TokenPredictions
+from auditkit.report.tables import write_name_probe
+from auditkit.results import AuditResult
 from auditkit.stats.groups import GroupRules
 from auditkit.text_swaps import TextSwap
 from tests.conftest import ROOT
@@ -125,6 +138,42 @@ def test_probe_gate_fails_four_fifths_for_a_tagger_that_ignores_one_group(tmp_pa
     gate = GateConfig(metric="fairness.name_recall_ratio[origin]", op=">=", threshold=0.8, source="four-fifths")
     (verdict,) = evaluate_gates([gate], {"fairness": result})
     assert verdict.status == "fail" and verdict.value == 0.0
+
+
+HOSTILE_NAMES = ['=HYPERLINK("http://x")', "<b>&amp;", 'Quo"te\\', "+1-1", "Zoë\u200b\x7f"]
+
+
+def test_probe_mentions_are_one_record_per_name_and_template_and_survive_hostile_names(tmp_path):
+    names = [*(f"{n}{i}" for i, n in enumerate(HOSTILE_NAMES * 3)), *(f"B{i}" for i in range(15))]
+    rows = "".join(f"{a},a\n{b},b\n" for a, b in zip(names[:15], names[15:], strict=True))
+    (tmp_path / "names.csv").write_text("name,origin\n" + rows, encoding="utf-8")
+    (tmp_path / "t.txt").write_text("Hello {name} !\n{name} met Bo .\nI saw {name} there\n", encoding="utf-8")
+
+    def person(i: int, word: str) -> bool:  # misses a name opening a sentence and B1, B10-B14; takes Bo too
+        return i > 0 and not word.startswith("B1") and (word[:1].isupper() or word[:1] in '=<"+')
+
+    def tagger(sentences):
+        return [["B-person" if person(i, w) else "O" for i, w in enumerate(s)] for s in sentences]
+
+    probe = NameProbe(names="names.csv", group_column="origin", templates="t.txt", min_names=2)
+    report, mentions = run_probe_with_mentions("origin", probe, tmp_path, tagger, n_boot=50, confidence=0.95, seed=0)
+    assert len(mentions) == 30 * 3 and {(m["name"], m["template_index"]) for m in mentions} == {
+        (n, t) for n in names for t in range(3)
+    }
+    second = next(m for m in mentions if m["name"] == "B0" and m["template_index"] == 1)
+    assert second["tokens"] == ["B0", "met", "Bo", "."] and second["template"] == "{name} met Bo ."
+    assert not second["recognised"] and second["slot_tag"] == "O" and second["pred"] == [[2, 3, "person"]]
+    for group, r in report["by_group"].items():
+        hits = [[m["recognised"] for m in mentions if m["name"] == n and m["group"] == group] for n in names]
+        assert np.mean([np.mean(h) for h in hits if h]) == r["recall"]  # exactly: the same means
+    assert report["by_group"]["a"]["recall"] == pytest.approx(2 / 3)
+    assert report["by_group"]["b"]["recall"] == pytest.approx(9 / 15 * 2 / 3)
+
+    write_name_probe(cast(AuditResult, SimpleNamespace(probe_mentions=mentions)), tmp_path / "name_probe.jsonl")
+    lines = (tmp_path / "name_probe.jsonl").read_text(encoding="utf-8").split("\n")
+    assert lines[-1] == "" and [json.loads(line) for line in lines[:-1]] == mentions  # one line each, intact
+    write_name_probe(cast(AuditResult, SimpleNamespace(probe_mentions=[])), tmp_path / "none.jsonl")
+    assert not (tmp_path / "none.jsonl").exists()  # no probe, no file
 
 
 def test_probe_with_the_committed_names_and_bundled_templates():

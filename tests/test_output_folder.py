@@ -61,9 +61,10 @@ def test_output_folder_is_marked_and_replaced_next_time(workspace):
     assert invoke("run", str(workspace / "audit.yaml"), "--out", str(out), "--quiet").exit_code == 0
     record = json.loads((out / MARKER).read_text())
     assert record["audit"] == "tiny" and record["auditkit_version"]
-    assert set(record["files"]) == set(writers()) - {"entities.jsonl"}  # the files written, nothing else
+    token_only = {"entities.jsonl", "name_probe.jsonl"}  # token tasks (with name probes) only
+    assert set(record["files"]) == set(writers()) - token_only  # the files written, nothing else
     assert invoke("run", str(workspace / "audit.yaml"), "--out", str(out), "--quiet").exit_code == 0
-    assert {p.name for p in out.iterdir()} == {*writers(), MARKER} - {"entities.jsonl"}  # token tasks only
+    assert {p.name for p in out.iterdir()} == {*writers(), MARKER} - token_only
 
 
 def test_a_user_file_inside_an_output_folder_is_kept_and_the_run_refused(workspace):

@@ -16,6 +16,7 @@ from auditkit.config import GateConfig
 from auditkit.gates import evaluate_gates
 from auditkit.report import junit, markdown, summary
 from auditkit.report.html import render
+from auditkit.report.sections import build_section
 from auditkit.results import AuditResult, Provenance
 from auditkit.stats.groups import GroupRules, group_metrics
 
@@ -144,3 +145,62 @@ def test_verdict_wording_is_the_same_everywhere():
     assert suite.find("properties/property").get("value") == text and suite.get("skipped") == "3"
     complete = audit_result("age", ["young", "old"], [60, 60])
     assert headline(complete) == "PASS (2 passed, 1 inconclusive, not blocking)"
+
+
+def fairness_section_html(result: AuditResult) -> str:
+    html = render(result)
+    return html[html.index('id="auditor-fairness"') : html.index('id="provenance"')]
+
+
+def test_small_groups_are_one_folded_table_and_only_gates_they_touch_get_a_note():
+    tiny = [f"tiny{i}" for i in range(12)]
+    result = audit_result("age", ["young", "middle", *tiny, HOSTILE], [60, 60, *[5] * 12, 4])
+    section = build_section("fairness", result.auditors["fairness"], result.gates)
+    (folded,) = [t for t in section.tables if t.collapsed]
+    assert folded.collapsed.startswith("13 small groups left out of the comparisons in 1 of 1 slices")
+    assert sorted(row[1] for row in folded.rows) == sorted([*tiny, HOSTILE])  # slice, group, rows, left out of, why
+    assert folded.rows[0] == ["age", "tiny0", 5, "every disparity", "5 rows, below min_group_size 30"]
+    assert len(section.notes) == 2  # the two gates whose comparison left them out; not one per group
+    assert all(n.startswith("Gate fairness.demographic_parity_") and "'tiny11' (5 rows" in n for n in section.notes)
+    html = fairness_section_html(result)
+    assert html.count('<div class="note">') == 2 and html.count('<details class="collapsed">') == 1
+    assert "<summary>13 small groups left out" in html and "<img" not in html and "x`&lt;img" in html
+    complete = audit_result("age", ["young", "old"], [60, 60])
+    html = fairness_section_html(complete)
+    assert "<details" not in html and '<div class="note">' not in html
+
+
+def test_multiclass_small_groups_have_a_class_column_and_accuracy_rows():
+    from auditkit.stats.groups import group_metrics_by_class
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["a", "b", "c"], [80, 80, 7])
+    y, pred = rng.integers(0, 3, len(labels)), rng.integers(0, 3, len(labels))
+    rules = GroupRules(min_group_size=30, min_class_size=5, n_boot=50)
+    frame = pd.DataFrame({"g": labels})
+    reports, accuracy = group_metrics_by_class(
+        y, pred, np.full((len(y), 3), 1 / 3), ["L", "M", "H"], frame, [["g"]], rules, rng
+    )
+    by_group, disparities = {}, {}
+    for name, report in reports.items():
+        by_group[name], disparities[name] = slice_summary(report)
+    accuracy_by_group = {
+        name: {
+            group: {"n": g.n, "ci": {}, "status": g.status, "insufficient": dict(g.insufficient)}
+            for group, g in r.groups.items()
+        }
+        for name, r in accuracy.items()
+    }
+    fairness = FairnessResult(
+        method=rules.method, confidence=0.95, n_boot=50, min_group_size=30, min_class_size=5, by_group=by_group,
+        disparities=disparities, counterfactual={}, worst_slices={}, classes=["L", "M", "H"],
+        accuracy_by_group=accuracy_by_group, accuracy_disparities={"g": {"ci": {}, "groups_compared": {}}},
+    )  # fmt: skip
+    (folded,) = [t for t in build_section("fairness", fairness, []).tables if t.collapsed]
+    assert folded.columns == ["slice", "class", "group", "rows", "left out of", "why"]
+    small = [row[:5] for row in folded.rows if row[2] == "c"]
+    assert small == [
+        *(["g", cls, "c", 7, "every disparity"] for cls in ("L", "M", "H")),
+        ["g", "all classes", "c", 7, "accuracy difference"],
+    ]
+    assert folded.collapsed.startswith(f"{len({tuple(r[:3]) for r in folded.rows})} small groups left out")

@@ -93,7 +93,9 @@ class ExplainResult(AuditorResult):
     faithfulness: dict[str, Any]
     units: Literal["words", "features"] = "words"  # what the attributions are over
     baseline: str = "pad"  # the IG baseline: a text of this special token, or the mean training encoding
-    convergence: dict[str, Any] | None = None  # sampling engines: standard error of the estimates
+    # Sampling engines: how settled the estimates are (median, p95, share above tolerance of each example's
+    # relative standard error); None for exact-path engines like IG.
+    relative_standard_error: dict[str, Any] | None = None
     _records: list[dict[str, Any]] = PrivateAttr(default_factory=list)
 
     def attribution_records(self) -> list[dict[str, Any]]:
@@ -260,7 +262,7 @@ class ExplainAuditor(Auditor[ExplainSettings]):
                 "max": int(steps.max()),
                 "histogram": {str(k): int((steps == k).sum()) for k in schedule},
             },
-            convergence=_convergence(attributions, s.tolerance),
+            relative_standard_error=_convergence(attributions, s.tolerance),
             relative_delta={
                 "median": float(np.median(deltas)),
                 "p95": float(np.percentile(deltas, 95)),
@@ -285,11 +287,12 @@ class ExplainAuditor(Auditor[ExplainSettings]):
 
 def _convergence(attributions: list[Attribution], tolerance: float) -> dict[str, Any] | None:
     """Sampling engines: how settled the estimates are (None for exact-path engines like IG)."""
-    errors = np.array([a.standard_error for a in attributions if a.standard_error is not None])
+    errors = np.array([a.relative_standard_error for a in attributions if a.relative_standard_error is not None])
     if len(errors) == 0:
         return None
     return {
-        "measure": "largest feature's standard error across permutation batches / sum of |attribution|",
+        "measure": "largest feature's standard error across permutation batches / sum of |attribution| "
+        "(absolute when that sum is ~0)",
         "median": float(np.median(errors)),
         "p95": float(np.percentile(errors, 95)),
         "share_above_tolerance": float((errors > tolerance).mean()),
@@ -311,8 +314,8 @@ def _record(a: Attribution, text: str | None) -> dict[str, Any]:
         "f_input": a.f_input,
         "f_baseline": a.f_baseline,
     }
-    if a.standard_error is not None:
-        record["standard_error"] = a.standard_error
+    if a.relative_standard_error is not None:
+        record["relative_standard_error"] = a.relative_standard_error
     if text is not None:
         record["text"] = text
     return record

@@ -34,7 +34,9 @@ class Attribution:
     relative_delta: float  # |sum(scores) - (F(x) - F(baseline))| / |F(x) - F(baseline)|
     inputs: Any = field(default=None, repr=False)  # the engine's model input for this example
     unit_positions: list[list[int]] = field(default_factory=list, repr=False)  # input positions of each unit
-    standard_error: float | None = None  # sampling engines: largest unit's standard error / total magnitude
+    # Sampling engines: the largest unit's standard error of the mean divided by sum(|scores|) (absolute when
+    # that sum is ~0): relative to the whole attribution, not to the unit's own score.
+    relative_standard_error: float | None = None
 
     @property
     def total(self) -> float:

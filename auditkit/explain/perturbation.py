@@ -10,7 +10,7 @@ from F(baseline) to F(x)), so the completeness error only shows rounding (Captum
 in float32: about 1e-7 relative). What sampling
 leaves uncertain is each feature's value: permutations run in batches, the standard error
 across batch means measures it, and examples get more permutations until the largest feature's
-standard error is within tolerance of the attributions' total magnitude.
+standard error, divided by the attributions' total magnitude (``relative_standard_error``), is within tolerance.
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ class ShapleySampling:
                 relative_delta=float(deltas[i]),
                 inputs=x[i],
                 unit_positions=[[j] for j in range(d)],
-                standard_error=float(errors[i]),
+                relative_standard_error=float(errors[i]),
             )
             for i in range(n)
         ]

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import PrivateAttr
 
 from auditkit.adapters.capabilities import Tagger
 from auditkit.auditors.fairness import NameProbe, left_out_moves
 from auditkit.ner.metrics import EntityCounts, count_entities, rates
 from auditkit.ner.predictions import TokenPredictions
-from auditkit.ner.probe import ProbeSet, load_names, load_templates, probe_report, recognised
+from auditkit.ner.probe import ProbeSet, load_names, load_templates, mention_records, probe_report, recognised
 from auditkit.ner.tags import spans
 from auditkit.results import AuditorResult, MetricValue
 from auditkit.stats.groups import Estimate, GroupRules, group_disparity, slice_name
@@ -35,6 +36,10 @@ class TokenFairnessResult(AuditorResult):
     by_group: dict[str, dict[str, dict[str, Any]]]
     disparities: dict[str, dict[str, Any]]
     counterfactual: dict[str, dict[str, Any]]
+    _probe_records: list[dict[str, Any]] = PrivateAttr(default_factory=list)
+
+    def probe_records(self) -> list[dict[str, Any]]:
+        return self._probe_records
 
     def metric_values(self) -> dict[str, MetricValue]:
         out = {}
@@ -113,9 +118,26 @@ def run_probe(
     method: str = "between_groups",
 ) -> dict[str, Any]:
     """Fill every template with every name, tag the sentences, and report recall per group."""
+    common = {"n_boot": n_boot, "confidence": confidence, "seed": seed, "method": method}
+    return run_probe_with_mentions("", probe, base, tag, **common)[0]
+
+
+def run_probe_with_mentions(
+    probe_name: str,
+    probe: NameProbe,
+    base: Path,
+    tag: TagFn,
+    *,
+    n_boot: int,
+    confidence: float,
+    seed: int,
+    method: str = "between_groups",
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """:func:`run_probe`'s report, and one record per mention for ``name_probe.jsonl``."""
     probe_set = build_probe(probe, base)
-    sentences = tag(probe_set.sentences)
-    return score_probe(probe, probe_set, sentences, n_boot=n_boot, confidence=confidence, seed=seed, method=method)[0]
+    tags = tag(probe_set.sentences)
+    report, hits = score_probe(probe, probe_set, tags, n_boot=n_boot, confidence=confidence, seed=seed, method=method)
+    return report, mention_records(probe_name, probe_set, tags, hits, probe.person_type)
 
 
 ENTITY_DISPARITIES = (("entity_f1_ratio", "ratio"), ("entity_f1_difference", "difference"))
@@ -247,12 +269,18 @@ def token_fairness(context: AuditContext, p: TokenPredictions, tagger: Tagger, s
     tag = _memo(tagger.tag)
     base = Path(context.config.config_path).parent
     common = {"n_boot": settings.n_boot, "confidence": settings.confidence}
-    probes = {
-        name: run_probe(
-            probe, base, lambda s: tag(s, context.progress), seed=context.seed + k, method=settings.method, **common
+    probes, mentions = {}, []
+    for k, (name, probe) in enumerate(settings.name_probes.items()):
+        probes[name], records = run_probe_with_mentions(
+            name,
+            probe,
+            base,
+            lambda s: tag(s, context.progress),
+            seed=context.seed + k,
+            method=settings.method,
+            **common,
         )
-        for k, (name, probe) in enumerate(settings.name_probes.items())
-    }
+        mentions += records
     by_group, disparities = {}, {}
     frame = context.data.test.frame
     for features in settings.slices(context.config):
@@ -263,7 +291,7 @@ def token_fairness(context: AuditContext, p: TokenPredictions, tagger: Tagger, s
         name: counterfactual(p, swap, lambda s: tag(s, context.progress), seed=context.seed, **common)
         for name, swap in settings.counterfactual.items()
     }
-    return TokenFairnessResult(
+    result = TokenFairnessResult(
         small_groups=settings.small_groups,
         confidence=settings.confidence,
         n_boot=settings.n_boot,
@@ -272,6 +300,8 @@ def token_fairness(context: AuditContext, p: TokenPredictions, tagger: Tagger, s
         disparities=disparities,
         counterfactual=swaps,
     )
+    result._probe_records = mentions
+    return result
 
 
 def check_probes(probes: dict[str, NameProbe], base: Path) -> None:

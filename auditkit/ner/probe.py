@@ -114,6 +114,33 @@ def recognised(probe: ProbeSet, predicted_tags: list[list[str]], person_type: st
     return hits.reshape(len(probe.names), len(probe.templates))
 
 
+def mention_records(
+    probe_name: str, probe: ProbeSet, predicted_tags: list[list[str]], hits: np.ndarray, person_type: str
+) -> list[dict[str, Any]]:
+    """``name_probe.jsonl`` lines, one per (name, template) mention in the probe's order: what the model
+    tagged in each filled sentence, so a reviewer can see where a name was missed (and as what)."""
+    records = []
+    for k, (words, tags) in enumerate(zip(probe.sentences, predicted_tags, strict=True)):
+        n, t = divmod(k, len(probe.templates))
+        template = probe.templates[t]
+        records.append(
+            {
+                "probe": probe_name,
+                "name": probe.names[n],
+                "group": probe.groups[n],
+                "template_index": t,
+                "template": " ".join(template.words),
+                "slot": template.slot,
+                "tokens": words,
+                "recognised": bool(hits[n, t]),
+                "slot_tag": tags[template.slot],
+                "pred": [list(span) for span in spans(tags)],
+                "person_type": person_type,
+            }
+        )
+    return records
+
+
 def group_draws(probe: ProbeSet, hits: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Each name's recall and, per group, its recall in each names-bootstrap replicate.
 

@@ -41,6 +41,9 @@ GLOSSARY = {
     "switched from the baseline row's value (training median, or most frequent value) to the row's own, over "
     "random feature orders (Captum); the scores add up to F(x) − F(baseline) exactly, and more orders make "
     "each one more precise (the convergence table).",
+    "relative standard error": "Shapley value sampling: the largest feature's standard error across batches of "
+    "permutations, divided by the sum of the example's |attributions| (so 0.05 means the least settled feature "
+    "is uncertain by 5% of the whole attribution, not of its own score).",
     "relative completeness error": "How far the attributions' sum is from F(x) − F(baseline), relative to that "
     "change; more integration steps make it smaller.",
     "comprehensiveness / sufficiency (AOPC)": "How much the predicted-class probability drops when the top-ranked "
@@ -71,6 +74,7 @@ IG_TERMS = {
 EXPLAIN_TERMS = (
     "integrated gradients",
     "shapley value sampling",
+    "relative standard error",
     "relative completeness error",
     "comprehensiveness / sufficiency (AOPC)",
     "protected attribution share",
@@ -90,6 +94,7 @@ def glossary(result: AuditResult) -> dict[str, str]:
         out.pop("integrated gradients")
     else:
         out.pop("shapley value sampling")
+        out.pop("relative standard error")
     if "integrated gradients" in out:
         out["integrated gradients"] = IG_TERMS.get(units, IG_TERMS["words"]).format(baseline=str(baseline).upper())
     if units == "features":

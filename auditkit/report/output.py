@@ -34,6 +34,7 @@ def writers() -> dict[str, Writer]:
         "predictions.csv": tables.write_predictions,
         "attributions.jsonl": tables.write_attributions,
         "entities.jsonl": tables.write_entities,
+        "name_probe.jsonl": tables.write_name_probe,
         "report.html": html.write,
     }
 

@@ -1,4 +1,7 @@
-"""``predictions.csv`` and ``attributions.jsonl``: one row per example."""
+"""``predictions.csv`` and the JSON-lines files (``attributions.jsonl``, ``entities.jsonl``, ``name_probe.jsonl``).
+
+The JSON-lines files carry dataset and user text (words, names) through ``json.dumps``, which escapes
+every quote, backslash and line break, so no value can end its line or field."""
 
 from __future__ import annotations
 
@@ -36,6 +39,16 @@ def write_predictions(result: AuditResult, path: Path) -> None:
 def write_attributions(result: AuditResult, path: Path) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         for record in result.attributions:
+            handle.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def write_name_probe(result: AuditResult, path: Path) -> None:
+    """``name_probe.jsonl``: one line per (probe, name, template) mention; no file when no probe ran, so
+    the output marker lists it only for token audits with ``fairness.name_probes``."""
+    if not result.probe_mentions:
+        return
+    with open(path, "w", encoding="utf-8") as handle:
+        for record in result.probe_mentions:
             handle.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
 
 

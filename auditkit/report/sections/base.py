@@ -27,6 +27,7 @@ class Table:
     columns: list[str]
     rows: list[list[Any]]
     caption: str = ""
+    collapsed: str = ""  # when set, the table is folded under this one-line summary (an HTML <details>)
 
 
 @dataclass

@@ -59,7 +59,7 @@ def explain_section(name: str, result: AuditorResult, gates: list[GateResult]) -
         caption=f"Completeness: attributions must add up to F(x) − F(baseline) within {s['tolerance']:g} ({how})"
         + (f"; baseline: {s['baseline']}" if s.get("baseline") else ""),
     )
-    convergence = s.get("convergence")
+    convergence = s.get("relative_standard_error")  # sampling engines only
     faith = Table(
         ["", "comprehensiveness AOPC (higher is better)", "sufficiency AOPC (lower is better)"],
         [
@@ -79,10 +79,10 @@ def explain_section(name: str, result: AuditorResult, gates: list[GateResult]) -
         tables.insert(
             1,
             Table(
-                ["median", "95th pct.", "share above tolerance"],
+                ["median relative standard error", "95th pct.", "share above tolerance"],
                 [[convergence["median"], convergence["p95"], convergence["share_above_tolerance"]]],
-                caption=f"Convergence of the sampled estimates: {convergence['measure']}; examples get more "
-                f"permutations until it is within {s['tolerance']:g}",
+                caption=f"Convergence of the sampled estimates: relative standard error = {convergence['measure']}; "
+                f"examples get more permutations until it is within {s['tolerance']:g}",
             ),
         )
     if protected_rows:
@@ -125,8 +125,8 @@ def explain_section(name: str, result: AuditorResult, gates: list[GateResult]) -
         )
     if convergence and convergence["share_above_tolerance"] > 0:
         notes.append(
-            f"{convergence['share_above_tolerance']:.0%} of examples' Shapley estimates stayed less settled than the "
-            f"tolerance after {steps['max']} permutations."
+            f"{convergence['share_above_tolerance']:.0%} of examples' Shapley estimates kept a relative standard "
+            f"error above the tolerance after {steps['max']} permutations."
         )
     if d["share_above_tolerance"] > 0:
         notes.append(

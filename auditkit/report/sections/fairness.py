@@ -1,4 +1,7 @@
-"""HTML section of the fairness auditor: group bars with interval whiskers, disparities, notes."""
+"""HTML section of the fairness auditor: group bars with interval whiskers, disparities, notes.
+
+Small groups left out of comparisons are listed in one folded table (a multiclass audit has one per
+slice, class and group: dozens); only gates whose comparison left groups out get a note of their own."""
 
 from __future__ import annotations
 
@@ -68,7 +71,11 @@ def fairness_section(name: str, result: AuditorResult, gates: list[GateResult]) 
         caption=f"Disparities ({s['method'].replace('_', ' ')}; {s['n_boot']} bootstrap resamples)",
     )
     group_rows = []
-    notes = []
+    notes = [
+        f"Gate {g.id} ({g.status}) compared only some groups: {g.reason or 'left out: ' + ', '.join(g.left_out)}"
+        for g in gates
+        if g.left_out
+    ]
     for slice_name, groups in s["by_group"].items():
         for group, g in groups.items():
             group_rows.append(
@@ -86,9 +93,6 @@ def fairness_section(name: str, result: AuditorResult, gates: list[GateResult]) 
                     g["status"],
                 ]
             )
-            for rate, why in g.get("insufficient", {}).items():
-                scope = "left out of every disparity" if rate == "all" else f"left out of {rate}-based disparities"
-                notes.append(f"{slice_name} = {group}: {why}; {scope}.")
     group_table = Table(
         [
             "slice",
@@ -118,6 +122,9 @@ def fairness_section(name: str, result: AuditorResult, gates: list[GateResult]) 
             f"roc_auc_binning_error in summary.json of the value shown (at most {max(errors):.2g} here)."
         )
     tables = [disparity_table, group_table]
+    left_out = _left_out_table(s)
+    if left_out is not None:
+        tables.insert(0, left_out)
     if s.get("accuracy_by_group"):
         tables.append(_accuracy_table(s))
     if s["counterfactual"]:
@@ -158,6 +165,47 @@ def fairness_section(name: str, result: AuditorResult, gates: list[GateResult]) 
         notes=notes,
         intro=f"Groups smaller than {s['min_group_size']} rows, or with fewer than {s['min_class_size']} "
         "positives, negatives or predicted positives for a rate, are reported but not compared.",
+    )
+
+
+def _left_out_table(s: dict[str, Any]) -> Table | None:
+    """Every group a comparison left out, and why, as rows of one folded table (None when none was)."""
+    multiclass = bool(s.get("classes"))
+    rows, slices = [], 0
+    for by_group, accuracy in ((s["by_group"], False), (s.get("accuracy_by_group", {}), True)):
+        for slice_key, groups in by_group.items():
+            slices += 1
+            feature, _, cls = slice_key.partition("|class=")
+            for group, g in groups.items():
+                rates_by_why: dict[str, list[str]] = {}
+                for rate, why in g.get("insufficient", {}).items():
+                    rates_by_why.setdefault(why, []).append(rate)
+                for why, rates in rates_by_why.items():
+                    if accuracy:
+                        scope, cls = "accuracy difference", "all classes"
+                    elif "all" in rates:
+                        scope = "every disparity"
+                    else:
+                        scope = ", ".join(f"{r}-based" for r in rates) + " disparities"
+                    rows.append([feature, cls, group, g["n"], scope, why])
+    if not rows:
+        return None
+    n_groups = len({tuple(row[:3]) for row in rows})
+    n_slices = len({tuple(row[:2]) for row in rows})
+    if not multiclass:
+        rows = [row[:1] + row[2:] for row in rows]
+    columns = (
+        ["slice", "class", "group", "rows", "left out of", "why"]
+        if multiclass
+        else ["slice", "group", "rows", "left out of", "why"]
+    )
+    return Table(
+        columns,
+        rows,
+        caption="Too few rows (min_group_size), or too few positives, negatives or predicted positives for a "
+        "rate (min_class_size): reported in the tables below, left out of the comparisons named",
+        collapsed=f"{n_groups} small groups left out of the comparisons in {n_slices} of {slices} slices: "
+        "show which, and why",
     )
 
 

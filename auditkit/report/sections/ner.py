@@ -138,7 +138,8 @@ def token_fairness_section(name: str, result: AuditorResult, gates: list[GateRes
                     ]
                     for g, r in groups.items()
                 ],
-                caption=f"Name probe '{probe}' over {report['n_templates']} templates",
+                caption=f"Name probe '{probe}' over {report['n_templates']} templates (every mention, with "
+                "what the model tagged: name_probe.jsonl)",
             )
         )
         tables.append(
