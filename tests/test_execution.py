@@ -331,5 +331,5 @@ def test_ray_address_that_never_answers_fails_within_the_bound(tmp_path):
         server.close()
     message, elapsed = done.stdout.strip().splitlines()
     assert message.startswith(f"execution.address: no Ray cluster answers at '{address}'"), message
-    assert 1.5 <= float(elapsed) < 6, elapsed
+    assert float(elapsed) >= 1.5 and float(elapsed) < 6, elapsed  # waited for the bound, not for Ray
     assert done.stderr.strip() == ""  # Ray's own retry lines stay out of the user's stderr

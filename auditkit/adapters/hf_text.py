@@ -162,6 +162,25 @@ def open_model_folder(path: Path, key: str, **kwargs: Any) -> tuple[Any, Any]:
     return tokenizer, model
 
 
+def check_retrain_base(config: ModelConfigBase, request: RetrainRequest) -> None:
+    """At validate: the base model of DP runs is named, of a known family, and deep enough for top_layers."""
+    build = getattr(config, "build", None)
+    if request.base is None and build is None:
+        raise AuditError("auditors.privacy.base: name the base model (the config has no model.build.base)")
+    key = "auditors.privacy.base" if request.base is not None else "model.build.base"
+    path = resolve_base(request.base or build.base)
+    if not (path / "config.json").is_file():
+        return  # a missing folder is reported when the run opens it
+    try:
+        base_config = AutoConfig.from_pretrained(path, **SAFE)
+    except (OSError, ValueError, KeyError) as exc:
+        raise AuditError(f"{key} {path}: unreadable config.json: {str(exc).splitlines()[0]}") from None
+    family_of(base_config, f"{key} {path}")
+    n_layers = int(getattr(base_config, "num_hidden_layers", 0))
+    if request.kind == "top_layers" and request.top_layers > n_layers:
+        raise AuditError(f"auditors.privacy.train_top_layers: {request.top_layers} asked, {path} has {n_layers}")
+
+
 class SpecialTokens:
     """Special-token lookups of a transformers tokenizer held as ``self.tokenizer`` (text and token adapters)."""
 
@@ -306,20 +325,7 @@ class HfTextAdapter(SpecialTokens, ModelAdapter, TextAttributable, Retrainable):
     # Retrainable
     @classmethod
     def check_retrain(cls, config: ModelConfigBase, request: RetrainRequest) -> None:
-        if request.base is None and getattr(config, "build", None) is None:
-            raise AuditError("auditors.privacy.base: name the base model (the config has no model.build.base)")
-        key = "auditors.privacy.base" if request.base is not None else "model.build.base"
-        path = resolve_base(request.base or config.build.base)  # type: ignore[attr-defined]
-        if not (path / "config.json").is_file():
-            return  # a missing folder is reported when the run opens it
-        try:
-            base_config = AutoConfig.from_pretrained(path, **SAFE)
-        except (OSError, ValueError, KeyError) as exc:
-            raise AuditError(f"{key} {path}: unreadable config.json: {str(exc).splitlines()[0]}") from None
-        family_of(base_config, f"{key} {path}")
-        n_layers = int(getattr(base_config, "num_hidden_layers", 0))
-        if request.top_layers > n_layers:
-            raise AuditError(f"auditors.privacy.train_top_layers: {request.top_layers} asked, {path} has {n_layers}")
+        check_retrain_base(config, request)
 
     def trainable(self, data: AuditData, request: RetrainRequest, progress: ProgressReporter) -> Trainable:
         """The top layers of the base model with a fresh head, trained on cached activations."""

@@ -14,12 +14,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from pydantic import Field
-from transformers import AutoConfig
 
 from auditkit.adapters.base import ModelAdapter
 from auditkit.adapters.capabilities import RetrainRequest, Tagger, TokenAttributable, TokenRetrainable
-from auditkit.adapters.hf_families import family_of
-from auditkit.adapters.hf_text import SAFE, SpecialTokens, resolve_base
+from auditkit.adapters.hf_text import SpecialTokens, check_retrain_base, resolve_base
 from auditkit.adapters.hf_token_runs import token_trainable
 from auditkit.config import DataConfig, ModelConfigBase, StrictModel
 from auditkit.errors import AuditError
@@ -175,21 +173,7 @@ class HfTokenAdapter(SpecialTokens, ModelAdapter, Tagger, TokenAttributable, Tok
     # Retrainable
     @classmethod
     def check_retrain(cls, config: ModelConfigBase, request: RetrainRequest) -> None:
-        build = getattr(config, "build", None)
-        if request.base is None and build is None:
-            raise AuditError("auditors.privacy.base: name the base model (the config has no model.build.base)")
-        key = "auditors.privacy.base" if request.base is not None else "model.build.base"
-        path = resolve_base(request.base or build.base)
-        if not (path / "config.json").is_file():
-            return  # a missing folder is reported when the run opens it
-        try:
-            base_config = AutoConfig.from_pretrained(path, **SAFE)
-        except (OSError, ValueError, KeyError) as exc:
-            raise AuditError(f"{key} {path}: unreadable config.json: {str(exc).splitlines()[0]}") from None
-        family_of(base_config, f"{key} {path}")
-        n_layers = int(getattr(base_config, "num_hidden_layers", 0))
-        if request.kind == "top_layers" and request.top_layers > n_layers:
-            raise AuditError(f"auditors.privacy.train_top_layers: {request.top_layers} asked, {path} has {n_layers}")
+        check_retrain_base(config, request)
 
     def trainable(self, data: Any, request: RetrainRequest, progress: ProgressReporter) -> Trainable:
         """A fresh head on the base model, trained as a probe, on its top layers or with LoRA; sentences as examples."""
