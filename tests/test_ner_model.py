@@ -12,6 +12,7 @@ import torch
 from auditkit.config import GateConfig
 from auditkit.errors import AuditError
 from auditkit.gates import evaluate_gates
+from auditkit.ner import model as ner_model
 from auditkit.ner.fairness import NameProbe, TokenFairnessResult, run_probe
 from auditkit.ner.model import fine_tune, open_token_classifier
 from auditkit.ner.wordpieces import IGNORE, as_iob2, encode_words, piece_labels, predict_words
@@ -33,7 +34,16 @@ def biased_model(tmp_path_factory, tiny_base) -> Path:
     rows = make_sentences(240, seed=0, relabel=set(GROUP_B))
     out = tmp_path_factory.mktemp("ner") / "biased"
     out.mkdir(exist_ok=True)
-    settings = SimpleNamespace(batch_size=16, learning_rate=3e-3, weight_decay=0.0, warmup_ratio=0.1, epochs=8)
+    settings = SimpleNamespace(
+        batch_size=16,
+        learning_rate=3e-3,
+        head_learning_rate=None,
+        head_epochs=0,
+        group_by_length=False,
+        weight_decay=0.0,
+        warmup_ratio=0.1,
+        epochs=8,
+    )
     fine_tune(
         tiny_base,
         [r["tokens"] for r in rows],
@@ -119,3 +129,84 @@ def test_a_model_sharing_no_entity_type_with_the_data_is_refused(tiny_base, tmp_
     config = HfTokenConfig(adapter="hf-token", path=tiny_base)
     with pytest.raises(AuditError, match=r"share none with the data's \(ORG\)"):
         HfTokenAdapter.load(config, DataConfig(task="token-classification", path=data))
+
+
+def test_the_head_trains_alone_first_then_at_its_own_rate(tiny_base, tmp_path, monkeypatch):
+    """Head-only epochs leave the encoder as it was; fine-tuning then gives the head its own learning rate."""
+    from auditkit.adapters.hf_token import HfTokenBuild
+
+    _, base = open_token_classifier(tiny_base, "model.path")
+    encoder_before = {k: v.clone() for k, v in base.base_model.state_dict().items()}
+    head_before = base.classifier.weight.detach().clone()
+    stages = []
+    real_fit = ner_model.fit
+
+    def recording_fit(module, loader, optimizer, **kwargs):
+        model = module.model
+        stages.append(
+            {
+                "rates": [g["initial_lr"] for g in optimizer.param_groups],
+                "sizes": [len(g["params"]) for g in optimizer.param_groups],
+                "encoder_trainable": any(p.requires_grad for p in model.base_model.parameters()),
+                "encoder_unchanged": all(
+                    torch.equal(v, encoder_before[k]) for k, v in model.base_model.state_dict().items()
+                ),
+                "head_unchanged": torch.equal(model.classifier.weight, head_before),
+            }
+        )
+        return real_fit(module, loader, optimizer, **kwargs)
+
+    monkeypatch.setattr(ner_model, "fit", recording_fit)
+    rows = make_sentences(48, seed=1)
+    settings = HfTokenBuild(base=str(tiny_base), epochs=1, learning_rate=1e-5, head_learning_rate=3e-2, head_epochs=2)
+    fine_tune(
+        tiny_base,
+        [r["tokens"] for r in rows],
+        [r["tags"] for r in rows],
+        tmp_path,
+        settings=settings,
+        max_length=64,
+        device=CPU,
+        seed=0,
+        progress=SILENT,
+    )
+    n_head = len(list(base.classifier.parameters()))
+    head_stage, full_stage = stages
+    assert head_stage["rates"] == [3e-2] and head_stage["sizes"] == [n_head]
+    assert not head_stage["encoder_trainable"] and head_stage["encoder_unchanged"] and head_stage["head_unchanged"]
+    # after the head-only epochs: the encoder untouched, the head trained, and everything trainable again
+    assert full_stage["encoder_trainable"] and full_stage["encoder_unchanged"] and not full_stage["head_unchanged"]
+    assert full_stage["rates"] == [1e-5, 3e-2]
+    assert full_stage["sizes"] == [len(list(base.base_model.parameters())), n_head]
+
+
+def test_the_head_settings_enter_the_build_key():
+    from auditkit.config_file import load_config
+    from auditkit.data import load_data
+    from auditkit.model_store import build_key
+
+    config = load_config(Path(__file__).parents[1] / "audits" / "ner_people.yaml")
+    data = load_data(config.data, config.seed)
+    keys = {build_key(config, data)}
+    for change in ({"head_epochs": config.model.build.head_epochs + 1}, {"head_learning_rate": 0.123}):
+        build = config.model.build.model_copy(update=change)
+        changed = config.model_copy(update={"model": config.model.model_copy(update={"build": build})})
+        keys.add(build_key(changed, data))
+    assert len(keys) == 3
+
+
+def test_length_grouped_batches_cover_every_sentence_once_with_little_padding():
+    import random
+
+    from auditkit.ner.wordpieces import LengthGroupedBatches
+
+    rng = random.Random(0)
+    lengths = [rng.randint(3, 60) for _ in range(1000)]
+    batches = LengthGroupedBatches(lengths, 16, seed=0, group=10)
+    first, second = list(batches), list(batches)
+    assert len(first) == len(batches) == 63
+    assert sorted(i for b in first for i in b) == list(range(1000))
+    assert first != second  # a new order every epoch ...
+    assert list(LengthGroupedBatches(lengths, 16, seed=0, group=10)) == first  # ... the same for the same seed
+    padded = sum(max(lengths[i] for i in b) * len(b) for b in first)
+    assert padded < 1.1 * sum(lengths)

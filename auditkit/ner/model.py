@@ -17,7 +17,7 @@ from transformers.utils import logging as hf_logging  # noqa: E402
 from auditkit.adapters.hf_text import SAFE, check_model_folder  # noqa: E402
 from auditkit.errors import AuditError  # noqa: E402
 from auditkit.ner.tags import split_tag  # noqa: E402
-from auditkit.ner.wordpieces import TokenLogits, label_set, token_loss, training_data  # noqa: E402
+from auditkit.ner.wordpieces import TokenLogits, label_set, length_grouped_loader, token_loss, training_data  # noqa: E402
 from auditkit.progress import ProgressReporter  # noqa: E402
 from auditkit.training import fit, linear_warmup_schedule, seed_everything  # noqa: E402
 
@@ -68,7 +68,12 @@ def fine_tune(
     seed: int,
     progress: ProgressReporter,
 ) -> None:
-    """A token-classification head on ``base`` trained on IOB2 ``tags``, saved with its tokenizer in ``out_dir``."""
+    """A token-classification head on ``base`` trained on IOB2 ``tags``, saved with its tokenizer in ``out_dir``.
+
+    The fresh head first learns alone on the frozen encoder for ``settings.head_epochs``, then the whole
+    model is fine-tuned; the head keeps its own, higher ``settings.head_learning_rate`` in both stages, as
+    one small learning rate with warm-up and decay starves a randomly initialised head.
+    """
     seed_everything(seed)
     labels = label_set(tags)
     tokenizer, model = open_token_classifier(
@@ -81,8 +86,31 @@ def fine_tune(
     )
     length = min(max_length, int(getattr(model.config, "max_position_embeddings", max_length)))
     data = training_data(tokenizer, sentences, tags, model.config.label2id, length)
-    loader = data.loader(settings.batch_size, seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    if settings.group_by_length:
+        loader = length_grouped_loader(data, settings.batch_size, seed)
+    else:
+        loader = data.loader(settings.batch_size, seed)
+    encoder, head = split_parameters(model)
+    head_rate = settings.head_learning_rate or settings.learning_rate
+    if settings.head_epochs:
+        for p in encoder:
+            p.requires_grad_(False)
+        optimizer = torch.optim.AdamW(head, lr=head_rate, weight_decay=settings.weight_decay)
+        schedule = linear_warmup_schedule(optimizer, settings.head_epochs * len(loader), settings.warmup_ratio)
+        fit(
+            TokenLogits(model),
+            loader,
+            optimizer,
+            epochs=settings.head_epochs,
+            device=device,
+            progress=progress,
+            description="Training the token classifier's head",
+            scheduler=schedule,
+            loss_fn=token_loss,
+        )
+        for p in encoder:
+            p.requires_grad_(True)
+    optimizer = fine_tuning_optimizer(encoder, head, settings.learning_rate, head_rate, settings.weight_decay)
     schedule = linear_warmup_schedule(optimizer, settings.epochs * len(loader), settings.warmup_ratio)
     fit(
         TokenLogits(model),
@@ -97,3 +125,22 @@ def fine_tune(
     )
     model.to("cpu").save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+
+
+def split_parameters(model: Any) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
+    """The pretrained encoder's parameters and the rest (the fresh classification head)."""
+    encoder = list(model.base_model.parameters())
+    known = {id(p) for p in encoder}
+    return encoder, [p for p in model.parameters() if id(p) not in known]
+
+
+def fine_tuning_optimizer(
+    encoder: list[torch.nn.Parameter],
+    head: list[torch.nn.Parameter],
+    learning_rate: float,
+    head_learning_rate: float,
+    weight_decay: float,
+) -> torch.optim.AdamW:
+    """AdamW with two parameter groups: the encoder at ``learning_rate``, the head at its own rate."""
+    groups = [{"params": encoder, "lr": learning_rate}, {"params": head, "lr": head_learning_rate}]
+    return torch.optim.AdamW(groups, lr=learning_rate, weight_decay=weight_decay)
