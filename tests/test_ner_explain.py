@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from auditkit.adapters.hf_token import HfTokenAdapter, HfTokenConfig
+from auditkit.adapters.hf_token import HfTokenAdapter, HfTokenBuild, HfTokenConfig
 from auditkit.auditors.base import AuditContext
 from auditkit.auditors.explain import ExplainSettings
 from auditkit.config import DataConfig
@@ -42,7 +42,10 @@ def workspace(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("ner_explain")
     base = make_tiny_token_bert(folder / "base", vocabulary_texts(), LABELS)
     rows = make_sentences(240, seed=0, relabel=set(GROUP_B))
-    settings = SimpleNamespace(batch_size=16, learning_rate=3e-3, weight_decay=0.0, warmup_ratio=0.1, epochs=6)
+    settings = HfTokenBuild(
+        batch_size=16, learning_rate=3e-3, weight_decay=0.0, warmup_ratio=0.1, epochs=6,
+        head_epochs=0, head_learning_rate=None, group_by_length=False,
+    )  # fmt: skip
     tokens, tags = [r["tokens"] for r in rows], [r["tags"] for r in rows]
     cpu = torch.device("cpu")
     fine_tune(
