@@ -297,7 +297,8 @@ def test_ray_address_where_nothing_listens_is_one_line_and_exit_2(tmp_path, cred
     assert __import__("time").monotonic() - started < 120  # the model build and imports; the connect is at once
 
 
-def test_ray_address_that_never_answers_fails_within_the_bound(tmp_path):
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_ray_address_that_never_answers_fails_within_the_bound(tmp_path, scheme):
     import socket
 
     server = socket.socket()
@@ -309,7 +310,7 @@ def test_ray_address_that_never_answers_fails_within_the_bound(tmp_path):
             queued.append(socket.create_connection(server.getsockname(), timeout=0.5))
         except TimeoutError:
             break
-    address = f"127.0.0.1:{server.getsockname()[1]}"
+    address = f"{scheme}127.0.0.1:{server.getsockname()[1]}"
     code = (
         "import os, time\n"
         "os.environ['AUDITKIT_RAY_STDERR'] = 'quiet'  # as the command line sets it\n"
