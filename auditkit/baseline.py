@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from auditkit.csvcells import unguarded
 from auditkit.errors import AuditError
 from auditkit.predictions import Predictions
 from auditkit.results import AuditResult, BaselineComparison, GateResult
@@ -53,7 +54,7 @@ def load_baseline(path: Path) -> Baseline:
     predictions = None
     if predictions_path.is_file():
         try:
-            predictions = pd.read_csv(predictions_path, dtype={"id": str})
+            predictions = unguarded(pd.read_csv(predictions_path, dtype={"id": str}))
         except (OSError, ValueError, pd.errors.ParserError) as exc:
             raise AuditError(f"--baseline: {predictions_path} is unreadable ({exc})") from None
     return Baseline(summary, predictions, Path(path))

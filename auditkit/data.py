@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from auditkit.config import DataConfig
+from auditkit.csvcells import unguarded
 from auditkit.errors import AuditError
 from auditkit.streaming.source import StreamedSplit, load_streamed
 from auditkit.textlines import lf_lines
@@ -157,7 +158,7 @@ def read_table(path: Path, fmt: str | None = None, sep: str | None = None) -> tu
         _check_header(path, text, sep or ",", sep is None)
     try:
         if fmt == "csv":
-            frame = pd.read_csv(io.StringIO(text), sep=sep or ",", keep_default_na=True)
+            frame = unguarded(pd.read_csv(io.StringIO(text), sep=sep or ",", keep_default_na=True))
         else:
             frame = pd.read_parquet(path)
     except pd.errors.EmptyDataError:

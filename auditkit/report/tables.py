@@ -1,5 +1,7 @@
 """``predictions.csv`` and the JSON-lines files (``attributions.jsonl``, ``entities.jsonl``, ``name_probe.jsonl``).
 
+Text cells of the CSV that could start a spreadsheet formula get a leading ``'`` (``auditkit.csvcells``).
+
 The JSON-lines files carry dataset and user text (words, names) through ``json.dumps``, which escapes
 every quote, backslash and line break, so no value can end its line or field."""
 
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from auditkit.csvcells import guarded
 from auditkit.ner.predictions import TokenPredictions
 from auditkit.results import AuditResult
 from auditkit.streaming.counts import CountedPredictions
@@ -22,7 +25,7 @@ def write_predictions(result: AuditResult, path: Path) -> None:
     if isinstance(p, CountedPredictions):
         return
     if isinstance(p, TokenPredictions):  # one row per word
-        pd.DataFrame(p.rows(result.sensitive)).to_csv(path, index=False, float_format="%.17g", lineterminator="\n")
+        _write_csv(pd.DataFrame(p.rows(result.sensitive)), path)
         return
     if p.n_classes > 2:  # multiclass: class names, and one probability column per class
         names = pd.Series(p.classes)
@@ -33,7 +36,12 @@ def write_predictions(result: AuditResult, path: Path) -> None:
         frame = pd.DataFrame({"id": p.ids, "y_true": p.y_true, "y_pred": p.y_pred, "score": p.scores})
     for feature, groups in result.sensitive.items():
         frame[feature] = groups
-    frame.to_csv(path, index=False, float_format="%.17g", lineterminator="\n")
+    _write_csv(frame, path)
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Numbers in full precision; text cells guarded against spreadsheet formulas (see ``csvcells``)."""
+    guarded(frame).to_csv(path, index=False, float_format="%.17g", lineterminator="\n")
 
 
 def write_attributions(result: AuditResult, path: Path) -> None:
