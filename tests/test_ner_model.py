@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -78,6 +79,20 @@ def test_truncated_words_are_outside_and_unscored(tiny_base):
     tags, scores, cut = predict_words(model, tokenizer, long, max_length=8, batch_size=4, device=CPU, progress=SILENT)
     assert cut == 1
     assert tags[0][-1] == "O" and scores[0][-1] is None and scores[0][0] is not None
+
+
+def test_words_the_tokenizer_drops_are_unscored_and_counted(tiny_base):
+    from auditkit.ner.performance import token_performance
+    from auditkit.ner.predictions import TokenPredictions
+
+    tokenizer, model = open_token_classifier(tiny_base, "model.path")
+    words = [["Kwame", "\u00a0", "to", "\u200b", "."]]  # a no-break space and a zero-width space: no piece
+    tags, scores, cut = predict_words(model, tokenizer, words, max_length=64, batch_size=4, device=CPU, progress=SILENT)
+    assert cut == 0 and [s is None for s in scores[0]] == [False, True, False, True, False]
+    gold = [["B-person", "O", "O", "B-location", "O"]]
+    p = TokenPredictions(np.array(["s0"]), words, gold, tags, scores)
+    m = token_performance(p, n_boot=20, confidence=0.95, seed=0).metrics
+    assert (m["n_unscored_words"], m["n_unscored_entity_words"]) == (2, 1)
 
 
 def test_bioes_model_output_is_read_as_iob2():

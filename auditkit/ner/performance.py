@@ -47,6 +47,11 @@ def token_performance(p: TokenPredictions, *, n_boot: int, confidence: float, se
     report = entity_report(count_entities(p.y_true, p.y_pred), n_boot, confidence, seed)
     m = report["metrics"]
     m["n_truncated"] = p.n_truncated
+    # Words with no word piece (cut by max_length, or text the tokenizer drops: a lone no-break space,
+    # a control character) are tagged O unscored; say how many, and how many of them gold calls an entity.
+    unscored = [(s, i) for s, row in enumerate(p.scores) for i, score in enumerate(row) if score is None]
+    m["n_unscored_words"] = len(unscored)
+    m["n_unscored_entity_words"] = sum(p.y_true[s][i] != "O" for s, i in unscored)
     # The contract's minimum keys: n (sentences), accuracy (per word, as seqeval's accuracy_score), roc_auc.
     m["n"], m["accuracy"] = m["n_sentences"], m["token_accuracy"]
     m["roc_auc"], m["roc_auc_reason"] = None, "not defined for token classification (many tags per sentence)"

@@ -85,6 +85,12 @@ def token_performance_section(name: str, result: AuditorResult, gates: list[Gate
             f"{m['n_truncated']} sentences were longer than the model's maximum length; their last words "
             "were tagged O without a score."
         )
+    if m.get("n_unscored_words"):
+        notes.append(
+            f"{m['n_unscored_words']} words had no word piece (cut by the maximum length, or text the tokenizer "
+            f"drops, such as a lone no-break space or a control character) and were tagged O without a score; "
+            f"{m.get('n_unscored_entity_words', 0)} of them are inside gold entities and count as missed."
+        )
     return Section(
         key=name,
         title="Performance (entities)",
