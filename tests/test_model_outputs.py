@@ -299,3 +299,26 @@ def test_hf_text_nan_outputs_are_refused(workspace):
         adapter.model.classifier.bias.fill_(float("nan"))
     with pytest.raises(AuditError, match=r"model.path .*: the softmax of the model's logits holds missing \(NaN\)"):
         adapter.predict(load_data(config.data, 0).test, SILENT)
+
+
+def test_hf_token_nan_outputs_are_refused(tmp_path):
+    import torch
+
+    from auditkit.adapters.hf_token import HfTokenAdapter
+    from tests.ner_support import make_sentences, make_tiny_token_bert, vocabulary_texts, write_jsonl
+
+    rows = make_sentences(20)
+    write_jsonl(tmp_path / "data.jsonl", rows)
+    make_tiny_token_bert(tmp_path / "model", vocabulary_texts(), ["O", "B-location", "B-person"])
+    config = {
+        "name": "nan_tokens",
+        "data": {"task": "token-classification", "path": "data.jsonl"},
+        "model": {"adapter": "hf-token", "path": "model"},
+        "auditors": {"performance": {"n_boot": 50}},
+    }
+    config = load_config(write_config(tmp_path, config))
+    adapter = HfTokenAdapter.load(config.model, config.data)
+    with torch.no_grad():
+        adapter.model.classifier.bias.fill_(float("nan"))
+    with pytest.raises(AuditError, match=r"model.path .*: the softmax of the model's logits holds missing \(NaN\)"):
+        adapter.predict(load_data(config.data, 0).test, SILENT)

@@ -145,6 +145,7 @@ class HfTokenAdapter(SpecialTokens, ModelAdapter, Tagger, TokenAttributable, Tok
             batch_size=self.config.batch_size,
             device=self.device,
             progress=progress,
+            what=f"model.path {self.model_dir}",
         )
 
     def predict(self, split: Sentences, progress: ProgressReporter) -> TokenPredictions:  # type: ignore[override]

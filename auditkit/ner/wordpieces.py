@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from auditkit.errors import AuditError
 from auditkit.ner.tags import OUTSIDE, split_tag
 from auditkit.tokens import pad
 from auditkit.training import TrainingData
@@ -165,8 +166,12 @@ def predict_words(
     batch_size: int,
     device: torch.device,
     progress: Any,
+    what: str = "the model",
 ) -> tuple[list[list[str]], list[list[float | None]], int]:
-    """IOB2 tags and the probability of each predicted tag, per word; and how many sentences were cut."""
+    """IOB2 tags and the probability of each predicted tag, per word; and how many sentences were cut.
+
+    NaN or infinite logits would make argmax pick tag 0 for every word without a word of warning:
+    they are refused, naming the sentence (``what`` names the model in the message)."""
     pieces = encode_words(tokenizer, sentences, max_length)
     id2label = {int(k): str(v) for k, v in model.config.id2label.items()}
     order = np.argsort([len(ids) for ids in pieces.input_ids], kind="stable")  # length buckets, little padding
@@ -179,6 +184,12 @@ def predict_words(
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             probabilities = torch.softmax(logits.float(), dim=-1).cpu().double().numpy()
             for k, row in enumerate(rows):
+                read = [position for position in pieces.first_piece[row] if position >= 0]
+                if not np.isfinite(probabilities[k, read]).all():
+                    raise AuditError(
+                        f"{what}: the softmax of the model's logits holds missing (NaN) or infinite values for "
+                        f"sentence {int(row) + 1} of {len(sentences)}; expected tag probabilities (broken weights?)"
+                    )
                 raw, row_scores = words_from_pieces(probabilities[k], pieces.first_piece[row], id2label)
                 tags[row], scores[row] = as_iob2(raw), row_scores
             advance(len(rows))
