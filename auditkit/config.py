@@ -204,6 +204,23 @@ class ModelConfigBase(StrictModel):
     batch_size: int = Field(32, ge=1, description="Inference batch size.")
 
 
+RAY_ADDRESS = re.compile(r"^(ray://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
+
+
+def ray_address_problem(address: str) -> str | None:
+    """Why ``address`` is no Ray address ('local', 'auto', host:port or ray://host:port), or None.
+
+    Checked before any model loads: a malformed address would otherwise wait out the connect timeout."""
+    if address in ("local", "auto"):
+        return None
+    match = RAY_ADDRESS.match(address)
+    if match is None:
+        return f"'{address}' is not a Ray address: use local, auto, host:port or ray://host:port"
+    if not 1 <= int(match["port"]) <= 65535:
+        return f"'{address}': port {match['port']} is outside 1-65535"
+    return None
+
+
 class ExecutionSettings(StrictModel):
     """``execution:`` in the config: where auditors run their shards and tasks (auditkit.execution)."""
 
@@ -214,6 +231,15 @@ class ExecutionSettings(StrictModel):
         "'ray://host:10001' connects a client.",
     )
     num_cpus: int | None = Field(None, ge=1, description="Ray 'local' only: CPUs of the one-node cluster.")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        problem = ray_address_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     connect_timeout_s: float = Field(
         30.0, gt=0, le=600, description="Ray 'auto' or an address: seconds to wait for the cluster to answer."
     )

@@ -14,7 +14,7 @@ from auditkit import registry
 from auditkit.adapters.base import ModelAdapter
 from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.baseline import compare_with_baseline, describe_pair, load_baseline, mismatches
-from auditkit.config import MAX_SEED, AuditConfigBase
+from auditkit.config import MAX_SEED, AuditConfigBase, ray_address_problem
 from auditkit.config_file import load_config
 from auditkit.data import AuditData, load_data, split_sha256
 from auditkit.errors import AuditError
@@ -95,6 +95,9 @@ def run_audit(
             raise AuditError(f"--seed {seed}: must be a whole number from 0 to {MAX_SEED}")
         config = config.model_copy(update={"seed": seed})
     if ray is not None:
+        problem = ray_address_problem(ray)
+        if problem:
+            raise AuditError(f"--ray {problem}")
         execution = config.execution.model_copy(update={"engine": "ray", "address": ray})
         config = config.model_copy(update={"execution": execution})
     out_dir = Path(out) if out is not None else Path("reports") / config.name

@@ -334,3 +334,37 @@ def test_ray_address_that_never_answers_fails_within_the_bound(tmp_path, scheme)
     assert message.startswith(f"execution.address: no Ray cluster answers at '{address}'"), message
     assert float(elapsed) >= 1.5 and float(elapsed) < 6, elapsed  # waited for the bound, not for Ray
     assert done.stderr.strip() == ""  # Ray's own retry lines stay out of the user's stderr
+
+
+@pytest.mark.parametrize(
+    ("address", "words"),
+    [("ray://", "is not a Ray address"), ("", "is not a Ray address"), ("host:abc", "is not a Ray address"),
+     ("host:70000", "port 70000 is outside 1-65535"), ("ray://host", "is not a Ray address")],
+)  # fmt: skip
+def test_malformed_ray_addresses_are_refused_before_anything_loads(address, words):
+    from pydantic import ValidationError
+
+    from auditkit.config import ExecutionSettings, ray_address_problem
+
+    assert words in ray_address_problem(address)
+    with pytest.raises(ValidationError, match=words):
+        ExecutionSettings(engine="ray", address=address)
+
+
+@pytest.mark.parametrize("address", ["local", "auto", "10.0.0.2:6379", "ray://head-svc:10001", "[::1]:6379"])
+def test_well_formed_ray_addresses_pass(address):
+    from auditkit.config import ray_address_problem
+
+    assert ray_address_problem(address) is None
+
+
+def test_a_malformed_ray_flag_is_one_line_before_the_model_loads(tmp_path, credit_frame):
+    config = tabular_audit(tmp_path, credit_frame)
+    done = subprocess.run(
+        [sys.executable, "-m", "auditkit.cli", "run", str(config), "--ray", "ray://", "--quiet"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "error: --ray 'ray://' is not a Ray address: use local, auto, host:port or ray://host:port"
+    ]
+    assert not (tmp_path / "models" / "mlp").exists()  # nothing was built: the address is checked first

@@ -101,6 +101,7 @@ def _connect(settings: ExecutionSettings) -> None:
         )
 
     host, _, port = address.removeprefix("ray://").rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # an IPv6 address in brackets
     if host and port.isdigit():
         try:
             socket.create_connection((host, int(port)), timeout=bound).close()
