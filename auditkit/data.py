@@ -89,7 +89,7 @@ def load_data(config: DataConfig, seed: int, *, hold_out: bool = True) -> AuditD
         labels = (label_text(config.negative_label), label_text(config.positive_label))
         return load_streamed(config, labels)  # type: ignore[return-value]  # files described, rows never loaded
     path = Path(config.path)
-    frame, digest = read_table(path, config.format, config.sep)
+    frame, digest = read_table(path, config.format, config.sep, config.id_column)
     if frame.empty:
         raise AuditError(f"{path}: the dataset has no rows")
     frame = _index_by_id(frame, config, path)
@@ -132,8 +132,10 @@ def load_data(config: DataConfig, seed: int, *, hold_out: bool = True) -> AuditD
     )
 
 
-def read_table(path: Path, fmt: str | None = None, sep: str | None = None) -> tuple[pd.DataFrame, str]:
-    """Read CSV, Parquet or JSONL strictly (UTF-8, no type guessing surprises in ids)."""
+def read_table(
+    path: Path, fmt: str | None = None, sep: str | None = None, ids: str | None = None
+) -> tuple[pd.DataFrame, str]:
+    """Read CSV, Parquet or JSONL strictly (UTF-8; ``ids``, the id column, is read as text from a CSV)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -158,7 +160,9 @@ def read_table(path: Path, fmt: str | None = None, sep: str | None = None) -> tu
         _check_header(path, text, sep or ",", sep is None)
     try:
         if fmt == "csv":
-            frame = unguarded(pd.read_csv(io.StringIO(text), sep=sep or ",", keep_default_na=True))
+            # the id column is text: "007" and "7" are two ids, not one number
+            dtype = {ids: str} if ids else None
+            frame = unguarded(pd.read_csv(io.StringIO(text), sep=sep or ",", keep_default_na=True, dtype=dtype))
         else:
             frame = pd.read_parquet(path)
     except pd.errors.EmptyDataError:

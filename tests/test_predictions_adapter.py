@@ -267,3 +267,18 @@ def test_predictions_csv_guards_formulas_and_reads_back_exactly(table):
     assert list(again.predictions.ids) == list(first.predictions.ids) == [i.replace("'=", "=") for i in frame["id"]]
     original = json.loads((out / "summary.json").read_text())["auditors"]
     assert json.loads((replay / "summary.json").read_text())["auditors"] == original
+
+
+def test_ids_are_text_so_leading_zeros_are_not_lost(table):
+    """"007" and "7" are two ids: matched as numbers, every row would pair with the wrong prediction."""
+    folder, frame = table
+    data = frame.assign(id=[f"{i:03d}" for i in range(len(frame))])
+    write_table(folder, data, "data.csv")
+    write_table(folder, data.assign(id=[str(i) for i in range(len(frame))]), "p.csv")
+    config = predictions_config("data.csv")
+    config["model"]["path"] = "p.csv"
+    code, err = validate(folder, config)
+    assert code == 2 and "data rows have no prediction (first ids '000', '001', '002'" in err
+    write_table(folder, data, "p.csv")
+    result, _ = run_audit(write_config(folder, config), write=False)
+    assert list(result.predictions.ids) == list(data["id"])

@@ -118,8 +118,10 @@ class PredictionsAdapter(ModelAdapter, CountScorer):
         if data_config.streaming:
             return cls._load_streamed(config, data_config)
         same = path == Path(data_config.path)  # the data file itself: read it the way the data is read
-        frame, digest = read_table(path, data_config.format if same else None, data_config.sep if same else None)
         id_column = config.id_column or data_config.id_column
+        frame, digest = read_table(
+            path, data_config.format if same else None, data_config.sep if same else None, id_column
+        )
         for key, column in (
             ("model.id_column", id_column),
             ("model.score_column", config.score_column),
