@@ -67,6 +67,14 @@ def run(
             help="Run on Ray: 'local' (a one-node Ray here), 'auto' (a running cluster) or ray://host:port.",
         ),
     ] = None,
+    apply_mitigation: Annotated[
+        Optional[Path],  # noqa: UP007
+        typer.Option(help="A mitigation.json whose group thresholds decide the test rows before auditing."),
+    ] = None,
+    mitigation_method: Annotated[
+        Optional[str],  # noqa: UP007
+        typer.Option(help="The threshold method of --apply-mitigation to apply (needed when it holds several)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress and no summary line.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
@@ -86,6 +94,8 @@ def run(
             baseline_any=baseline_any,
             progress=progress,
             ray=ray,
+            apply_mitigation=apply_mitigation,
+            mitigation_method=mitigation_method,
         )
 
     result, out_dir = _guarded(debug, action)

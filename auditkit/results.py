@@ -54,6 +54,10 @@ class AuditorResult(BaseModel):
         """Lines for name_probe.jsonl, one per probe mention (only token fairness with name probes has any)."""
         return []
 
+    def documents(self) -> dict[str, Any]:
+        """JSON files this result exports beside the report, by file name (mitigation: ``mitigation.json``)."""
+        return {}
+
 
 @dataclass(frozen=True)
 class BaselineComparison:

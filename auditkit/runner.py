@@ -16,12 +16,15 @@ from auditkit.auditors.base import AuditContext, Auditor
 from auditkit.baseline import compare_with_baseline, describe_pair, load_baseline, mismatches
 from auditkit.config import MAX_SEED, AuditConfigBase, ray_address_problem
 from auditkit.config_file import load_config
-from auditkit.data import AuditData, load_data, split_sha256
+from auditkit.data import AuditData, Split, load_data, split_sha256
 from auditkit.errors import AuditError
 from auditkit.execution import open_executor
 from auditkit.execution.base import check_execution
 from auditkit.gates import evaluate_gates
+from auditkit.mitigation.apply import apply_mitigation as apply_fix
+from auditkit.mitigation.apply import load_mitigation
 from auditkit.model_store import ensure_model, is_stale
+from auditkit.predictions import Predictions
 from auditkit.progress import SILENT, ProgressReporter
 from auditkit.report import check_writable, write_outputs
 from auditkit.results import AuditorResult, AuditResult, Provenance
@@ -82,11 +85,15 @@ def run_audit(
     progress: ProgressReporter = SILENT,
     write: bool = True,
     ray: str | None = None,
+    apply_mitigation: str | Path | None = None,
+    mitigation_method: str | None = None,
 ) -> tuple[AuditResult, Path]:
     """Run the audit described by ``config_path``; write its files unless ``write`` is false.
 
     A baseline must come from the same audit, data file and test split unless ``baseline_any``.
     ``ray`` (an address: local, auto, ray://...) runs it on Ray whatever the config says.
+    ``apply_mitigation`` (a ``mitigation.json``) replaces the test decisions by its group thresholds
+    (method ``mitigation_method``) on the model's scores before any auditor reads them.
     """
     started, started_at = time.perf_counter(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     config = load_config(config_path)
@@ -104,6 +111,7 @@ def run_audit(
     if write:
         check_writable(out_dir)
     names = selected_auditors(config, only)
+    applied = load_mitigation(Path(apply_mitigation), mitigation_method) if apply_mitigation is not None else None
     previous = load_baseline(Path(baseline)) if baseline is not None else None
     prepared = prepare(config, progress)
     current = {"audit": config.name, "data": prepared.data.sha256, "split": split_sha256(prepared.data.test)}
@@ -122,6 +130,11 @@ def run_audit(
         verb = "count (streamed)" if isinstance(prepared.data.test, StreamedSplit) else "score"
         with progress.step(f"{verb} {len(prepared.data.test)} test rows"):
             predictions = context.predictions("test")
+        if applied is not None:
+            test_split = prepared.data.test
+            if not isinstance(predictions, Predictions) or not isinstance(test_split, Split):
+                raise AuditError(f"--apply-mitigation: applies to the rows of a binary audit, not {config.data.task}")
+            predictions = context.replace_predictions("test", apply_fix(applied, predictions, test_split))
         for name in names:
             auditor = implementation(name, config)(getattr(config.auditors, name))
             started_auditor = time.perf_counter()
@@ -140,6 +153,8 @@ def run_audit(
             "and were truncated."
         )
     notes += prepared.adapter.input_notes()
+    if applied is not None:
+        notes.append(applied.note(prepared.data.sha256))
     test = prepared.data.test
     result = AuditResult(
         audit=config.name,

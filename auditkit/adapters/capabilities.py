@@ -210,6 +210,21 @@ class TokenRetrainable(Retrainable):
         """Mean cross-entropy of the gold tags over each sentence's words, under the audited model."""
 
 
+class Refittable(Capability):
+    """Refits its model from rows with sample weights (scikit-learn pipelines): what fairlearn's
+    reductions (``ExponentiatedGradient``, ``GridSearch``) need to train a fairer copy."""
+
+    capability = "refit"
+
+    @abstractmethod
+    def unfitted(self) -> Any:
+        """An unfitted copy of the model with the audited one's settings (a scikit-learn estimator)."""
+
+    @abstractmethod
+    def model_inputs(self, split: Split) -> pd.DataFrame:
+        """The columns the model reads, for the rows of ``split``."""
+
+
 def capability_name(kind: type) -> str:
     """The name of a capability type, inherited by its refinements (TextAttributable -> attribute)."""
     return next(k.__dict__["capability"] for k in kind.__mro__ if "capability" in k.__dict__)

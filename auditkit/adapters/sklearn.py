@@ -17,7 +17,7 @@ import pandas as pd
 from pydantic import Field
 
 from auditkit.adapters.base import ModelAdapter, resolve_device
-from auditkit.adapters.capabilities import FeatureAttributable
+from auditkit.adapters.capabilities import FeatureAttributable, Refittable
 from auditkit.adapters.outputs import check_probabilities, expected_columns
 from auditkit.config import DataConfig, ModelConfigBase, StrictModel
 from auditkit.data import AuditData, Split, label_text
@@ -237,7 +237,7 @@ class FrameModelAdapter(ModelAdapter, FeatureAttributable):
         return predictions_from(split, probabilities, self.order)
 
 
-class SklearnAdapter(FrameModelAdapter):
+class SklearnAdapter(FrameModelAdapter, Refittable):
     """scikit-learn pipelines (``predict_proba``), read with skops."""
 
     name = "sklearn"
@@ -289,6 +289,15 @@ class SklearnAdapter(FrameModelAdapter):
 
     def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.pipeline.predict_proba(model_frame(frame, self.columns)), dtype=np.float64)
+
+    def unfitted(self) -> Any:
+        from sklearn.base import clone
+
+        return clone(self.pipeline)
+
+    def model_inputs(self, split: Split) -> pd.DataFrame:
+        self.check_columns(split.frame)
+        return model_frame(split.frame, self.columns)
 
 
 def load_skops(file: Path, extra_trusted: list[str]) -> Any:

@@ -58,6 +58,11 @@ class AuditContext:
                 self._predictions[split] = self.adapter.predict(part, self.progress)
         return self._predictions[split]
 
+    def replace_predictions(self, split: str, predictions: BasePredictions) -> BasePredictions:
+        """Every auditor reads ``predictions`` for ``split`` from now on (``--apply-mitigation``)."""
+        self._predictions[split] = predictions
+        return predictions
+
     def predictions_of(self, kind: type[P], split: str = "test") -> P:
         """:meth:`predictions` as the kind a task's implementation reads (rows, tags or counts)."""
         return expect(kind, self.predictions(split), f"data.task {self.config.data.task}")

@@ -138,30 +138,40 @@ class FairnessResult(AuditorResult):
         return out
 
     def _value(self, metric: str, values: dict[str, Any], groups: dict[str, Any]) -> MetricValue:
-        """One disparity as a gateable value; groups left out as too small make it undecided by default."""
-        ci = values["ci"].get(metric)
-        reason = values.get(f"{metric}_reason")
-        compared = set(values["groups_compared"][metric])
-        left_out = tuple(g for g in groups if g not in compared)
-        undecided = bool(left_out) and values[metric] is not None and self.small_groups == "inconclusive"
-        if left_out and values[metric] is not None:
-            reason = self._left_out_reason(groups, metric, left_out, undecided) + (f"; {reason}" if reason else "")
-        moves = left_out_moves(DISPARITIES[metric][1], self.method) if left_out else None
-        return MetricValue(values[metric], tuple(ci) if ci else None, reason, left_out, undecided, moves)
+        return disparity_value(metric, values, groups, self.small_groups, self.method, "fairness")
 
-    def _left_out_reason(self, groups: dict[str, Any], metric: str, left_out: tuple[str, ...], undecided: bool) -> str:
-        needed = DISPARITIES[metric][0]
-        why = []
-        for group in left_out:
-            insufficient = groups[group].get("insufficient", {})
-            because = insufficient.get("all") or "; ".join(insufficient[r] for r in needed if r in insufficient)
-            why.append(f"'{group}' ({because})" if because else f"'{group}'")
-        text = f"compares {len(groups) - len(left_out)} of {len(groups)} groups; " + (
-            f"left out as too small: {', '.join(why)}"
-        )
-        if undecided:
-            text += "; set auditors.fairness.small_groups: exclude to gate on the groups compared"
-        return text
+
+def disparity_value(
+    metric: str, values: dict[str, Any], groups: dict[str, Any], small_groups: str, method: str, auditor: str
+) -> MetricValue:
+    """One disparity of a slice summary as a gateable value; groups left out as too small make it
+    undecided under ``small_groups: inconclusive`` (mitigation gates read their slices the same way)."""
+    ci = values["ci"].get(metric)
+    reason = values.get(f"{metric}_reason")
+    compared = set(values["groups_compared"][metric])
+    left_out = tuple(g for g in groups if g not in compared)
+    undecided = bool(left_out) and values[metric] is not None and small_groups == "inconclusive"
+    if left_out and values[metric] is not None:
+        reason = _left_out_reason(groups, metric, left_out, undecided, auditor) + (f"; {reason}" if reason else "")
+    moves = left_out_moves(DISPARITIES[metric][1], method) if left_out else None
+    return MetricValue(values[metric], tuple(ci) if ci else None, reason, left_out, undecided, moves)
+
+
+def _left_out_reason(
+    groups: dict[str, Any], metric: str, left_out: tuple[str, ...], undecided: bool, auditor: str
+) -> str:
+    needed = DISPARITIES[metric][0]
+    why = []
+    for group in left_out:
+        insufficient = groups[group].get("insufficient", {})
+        because = insufficient.get("all") or "; ".join(insufficient[r] for r in needed if r in insufficient)
+        why.append(f"'{group}' ({because})" if because else f"'{group}'")
+    text = f"compares {len(groups) - len(left_out)} of {len(groups)} groups; " + (
+        f"left out as too small: {', '.join(why)}"
+    )
+    if undecided:
+        text += f"; set auditors.{auditor}.small_groups: exclude to gate on the groups compared"
+    return text
 
 
 def left_out_moves(how: str, method: str) -> str | None:

@@ -35,6 +35,7 @@ def writers() -> dict[str, Writer]:
         "attributions.jsonl": tables.write_attributions,
         "entities.jsonl": tables.write_entities,
         "name_probe.jsonl": tables.write_name_probe,
+        "mitigation.json": tables.write_mitigation,
         "report.html": html.write,
     }
 

@@ -67,3 +67,10 @@ def write_entities(result: AuditResult, path: Path) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         for record in result.predictions.entity_records():
             handle.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def write_mitigation(result: AuditResult, path: Path) -> None:
+    """``mitigation.json``: the fitted fixes, when the mitigation auditor ran (else no file)."""
+    documents = [r.documents()[path.name] for r in result.auditors.values() if path.name in r.documents()]
+    if documents:
+        path.write_text(json.dumps(documents[0], indent=2, ensure_ascii=False, allow_nan=False) + "\n", "utf-8")

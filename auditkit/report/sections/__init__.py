@@ -3,6 +3,7 @@
 from auditkit.report.sections import (  # noqa: F401  (they register)
     explain,
     fairness,
+    mitigation,
     ner,
     ner_privacy,
     performance,
