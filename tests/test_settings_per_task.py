@@ -80,6 +80,17 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "n_boot": 60,
         "min_group_size": 5,
     },
+    "mitigation": {
+        "sensitive_feature": "sex",
+        "methods": {"tpr": {"method": "threshold", "constraint": "true_positive_rate_parity", "strengths": [0.05]}},
+        "validation_share": 0.5,
+        "confidence": 0.9,
+        "n_boot": 60,
+        "min_group_size": 5,
+        "min_class_size": 2,
+        "method": "to_overall",
+        "small_groups": "exclude",
+    },
 }
 
 
@@ -169,7 +180,12 @@ def test_refused_settings_are_one_line_naming_key_and_task(task, token_folder, c
     checked = 0
     for name in registry.auditors():
         cls = registry.auditor_for(name, task)
-        assert cls is not None, f"built-in auditor {name} has no implementation for {task}"
+        if cls is None:  # the whole auditor is refused on this task, in one line
+            minimal = {key: SAMPLES[name][key] for key in ("methods",) if key in SAMPLES[name]}
+            path = write_config(folder, _config(task, folder, {name: minimal}), f"refuse_{name}.yaml")
+            with pytest.raises(AuditError, match=f"auditor '{name}' does not audit task {task}"):
+                load_config(path)
+            continue
         for key in cls.refuses:
             assert key in cls.Settings.model_fields, f"{cls.__name__}.refuses names no setting '{key}'"
             config = _config(task, folder, {name: {key: _for_task(name, key, task)}})
@@ -180,7 +196,8 @@ def test_refused_settings_are_one_line_naming_key_and_task(task, token_folder, c
             assert f"auditors.{name}.{key}" in message and task in message, message
             assert len(message.splitlines()) == 1
             checked += 1
-    assert checked == sum(len(registry.auditor_for(n, task).refuses) for n in registry.auditors())
+    implemented = [registry.auditor_for(n, task) for n in registry.auditors()]
+    assert checked == sum(len(cls.refuses) for cls in implemented if cls is not None)
 
 
 class Reads:
@@ -234,7 +251,7 @@ def test_token_settings_that_are_accepted_are_read(name, token_folder):
     assert expected - read - {"sweep"} == set(), f"accepted but never read on the token path: {expected - read}"
 
 
-@pytest.mark.parametrize("name", ["performance", "fairness", "explain"])
+@pytest.mark.parametrize("name", ["performance", "fairness", "explain", "mitigation"])
 def test_binary_settings_that_are_accepted_are_read(name, tmp_path, credit_frame, tiny_bert):
     credit_frame.to_csv(tmp_path / "data.csv", index=False)
     (tmp_path / "model").symlink_to(tiny_bert)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -72,13 +73,21 @@ class Fitted:
             "strength": self.strength,
             "uses_sensitive_feature_at_decision": self.rules is not None,
         }
-        if self.rules is not None:
-            out["groups"] = {group: asdict(rule) for group, rule in sorted(self.rules.items())}
+        if self.rules is not None:  # JSON has no infinity: an always/never rule's threshold is "inf" or "-inf"
+            out["groups"] = {group: _finite(asdict(rule)) for group, rule in sorted(self.rules.items())}
         elif self.reduction is not None:
             out["predictor_weights"] = self.reduction.weights
             out["lambdas"] = self.reduction.lambdas
             out["applies_to"] = "the refitted predictors of this audit only: --apply-mitigation applies thresholds"
         return out
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
 
 
 def fit_method(spec: MethodSpec, strength: float | None, fit: FitRows, context: AuditContext) -> Fitted:
