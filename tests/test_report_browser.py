@@ -43,6 +43,11 @@ def hostile_report(workspace):
         "max_steps": 32,
         "protected_words": {"sex": {"words": ["male", "female"]}},
     }
+    config["auditors"]["mitigation"] = {  # group thresholds: a section with a chart, group names in its export
+        "methods": {"threshold_dp": {"method": "threshold", "strengths": [0.0, 0.1]}},
+        "n_boot": 100,
+        "min_group_size": 5,
+    }
     config["gates"].append(
         {"metric": "fairness.demographic_parity_ratio[sex]", "op": ">=", "threshold": 0.8, "source": f"policy {SCRIPT}"}
     )
@@ -93,11 +98,12 @@ def test_report_renders_offline_with_every_section(hostile_report):
         "auditor-performance",
         "auditor-fairness",
         "auditor-explain",
+        "auditor-mitigation",
         "provenance",
         "glossary",
     ):
         assert section in state["sections"]
-    assert state["plots"] >= 4
+    assert state["plots"] >= 5
     assert shot.stat().st_size > 10_000
 
 
