@@ -61,8 +61,8 @@ def test_output_folder_is_marked_and_replaced_next_time(workspace):
     assert invoke("run", str(workspace / "audit.yaml"), "--out", str(out), "--quiet").exit_code == 0
     record = json.loads((out / MARKER).read_text())
     assert record["audit"] == "tiny" and record["auditkit_version"]
-    token_only = {"entities.jsonl", "name_probe.jsonl"}  # token tasks (with name probes) only
-    assert set(record["files"]) == set(writers()) - token_only  # the files written, nothing else
+    conditional = {"entities.jsonl", "name_probe.jsonl", "mitigation.json"}  # token tasks, or the mitigation auditor
+    assert set(record["files"]) == set(writers()) - conditional  # the files written, nothing else
     assert invoke("run", str(workspace / "audit.yaml"), "--out", str(out), "--quiet").exit_code == 0
     assert {p.name for p in out.iterdir()} == {*writers(), MARKER} - token_only
 
