@@ -64,7 +64,7 @@ def test_output_folder_is_marked_and_replaced_next_time(workspace):
     conditional = {"entities.jsonl", "name_probe.jsonl", "mitigation.json"}  # token tasks, or the mitigation auditor
     assert set(record["files"]) == set(writers()) - conditional  # the files written, nothing else
     assert invoke("run", str(workspace / "audit.yaml"), "--out", str(out), "--quiet").exit_code == 0
-    assert {p.name for p in out.iterdir()} == {*writers(), MARKER} - token_only
+    assert {p.name for p in out.iterdir()} == {*writers(), MARKER} - conditional
 
 
 def test_a_user_file_inside_an_output_folder_is_kept_and_the_run_refused(workspace):
