@@ -191,4 +191,5 @@ def test_thresholds_on_a_file_of_predictions_fit_on_a_carve_out_of_the_audited_r
     config = mitigation_config(model, {"threshold_dp": METHODS["threshold_dp"]})
     result, _ = run_audit(write_config(tmp_path, config), write=False)
     m = result.auditors["mitigation"]
-    assert m.n_fit + m.n_eval == len(frame) and "carve-out of the audited rows" in m.fitted_on
+    assert (m.n_fit, m.n_eval) == (400, 400) and "carve-out of the audited rows" in m.fitted_on
+    assert m.methods["threshold_dp"].accuracy is not None  # judged on the 400 rows the fit never saw

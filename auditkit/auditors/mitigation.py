@@ -167,12 +167,13 @@ class MitigationAuditor(Auditor[MitigationSettings]):
             strengths = spec.strengths or [None]
             fitted = [fit_method(spec, strength, fit, context) for strength in strengths]
             decisions = [f.decide(test, groups, split, context) for f in fitted]
-            primary = evaluate(evaluation, decisions[0], paired_with=test.y_pred)
+            judged = [evaluate(evaluation, decisions[0], paired_with=test.y_pred)]
+            judged += [evaluate(evaluation, d) for d in decisions[1:]]
             uses = spec.method == "threshold" or reads_feature
-            methods[name] = _result(primary, spec.method, spec.constraint, strengths[0], uses)
+            methods[name] = _result(judged[0], spec.method, spec.constraint, strengths[0], uses)
             methods[name].pareto = [
-                {"strength": strength, **evaluation.point(d, spec.constraint)}
-                for strength, d in zip(strengths, decisions, strict=True)
+                {"strength": strength, **evaluation.point(j, spec.constraint)}
+                for strength, j in zip(strengths, judged, strict=True)
             ]
             export.append({"name": name, **fitted[0].export()})
         return MitigationResult(

@@ -18,7 +18,7 @@ from auditkit.data import Split
 from auditkit.predictions import Predictions
 from auditkit.stats.cells import CellTable
 from auditkit.stats.groups import DISPARITIES, Estimate, GroupRules, SliceReport, group_metrics
-from auditkit.stats.intervals import percentile_interval
+from auditkit.stats.paired import series_estimate
 
 if TYPE_CHECKING:
     from auditkit.auditors.base import AuditContext
@@ -89,9 +89,8 @@ class Evaluation:
         self.test, self.groups, self.rules, self.seed = test, groups, rules, seed
         self.frame = pd.DataFrame({"group": groups})
 
-    def point(self, decisions: np.ndarray, constraint: str | None) -> dict[str, Any]:
+    def point(self, judged: Judged, constraint: str | None) -> dict[str, Any]:
         """A trade-off point: accuracy and the constraint's disparity (intervals as in the table)."""
-        judged = evaluate(self, decisions)
         metric = CONSTRAINT_DISPARITY.get(constraint or "", "demographic_parity_difference")
         value = judged.report.disparities[metric]
         return {
@@ -117,11 +116,7 @@ def evaluate(e: Evaluation, decisions: np.ndarray, paired_with: np.ndarray | Non
     total = counts.sum(axis=1)
     accuracy_a = counts[:, correct_a].sum(axis=1) / total
     accuracy_b = counts[:, correct_b].sum(axis=1) / total
-    accuracy = _estimate(accuracy_a, e.rules.confidence)
-    cost = _estimate(accuracy_b - accuracy_a, e.rules.confidence) if paired_with is not None else None
+    accuracy = series_estimate(accuracy_a, e.rules.confidence)
+    cost = series_estimate(accuracy_b - accuracy_a, e.rules.confidence) if paired_with is not None else None
     return Judged(accuracy, cost, report)
 
-
-def _estimate(series: np.ndarray, confidence: float) -> Estimate:
-    interval, reason = percentile_interval(series[1:], confidence)
-    return Estimate(float(series[0]), interval, reason)

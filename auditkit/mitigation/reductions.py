@@ -80,8 +80,7 @@ def fit_reduction(
     fitted.fit(X, y, sensitive_features=groups)
     if hasattr(fitted, "weights_"):
         weights = [float(w) for w in fitted.weights_]
-        lambdas = [[float(v) for v in fitted.lambda_vecs_[c]] for c in fitted.lambda_vecs_.columns]
     else:
         weights = [float(i == fitted.best_idx_) for i in range(len(fitted.predictors_))]
-        lambdas = [[float(v) for v in fitted.lambda_vecs_[c]] for c in fitted.lambda_vecs_.columns]
+    lambdas = [[float(v) for v in fitted.lambda_vecs_[c]] for c in fitted.lambda_vecs_.columns]
     return Reduction(fitted, weights, lambdas)

@@ -18,13 +18,6 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from auditkit.errors import AuditError
 
-#: auditkit's constraint names -> fairlearn's.
-CONSTRAINTS = {
-    "demographic_parity": "demographic_parity",
-    "equalized_odds": "equalized_odds",
-    "true_positive_rate_parity": "true_positive_rate_parity",
-}
-
 
 @dataclass(frozen=True)
 class Rule:
@@ -69,11 +62,12 @@ class _Scores(ClassifierMixin, BaseEstimator):
 def fit_thresholds(
     scores: np.ndarray, y: np.ndarray, groups: np.ndarray, constraint: str, tol: float | None
 ) -> dict[str, GroupRule]:
-    """fairlearn's ``ThresholdOptimizer`` fitted on the scores (prefit: the model is not refitted)."""
+    """fairlearn's ``ThresholdOptimizer`` fitted on the scores (prefit: the model is not refitted); ``constraint``
+    is fairlearn's own name (demographic_parity, equalized_odds, true_positive_rate_parity)."""
     from fairlearn.postprocessing import ThresholdOptimizer
 
     optimizer = ThresholdOptimizer(
-        estimator=_Scores(), constraints=CONSTRAINTS[constraint], objective="accuracy_score",
+        estimator=_Scores(), constraints=constraint, objective="accuracy_score",
         prefit=True, predict_method="predict", tol=tol,
     )  # fmt: skip
     optimizer.fit(scores[:, None], y, sensitive_features=groups)

@@ -47,11 +47,11 @@ def paired_changes(
                 changes[f"{metric}_change"] = Estimate(None, reason="fewer than 2 groups meet the minimum-size rules")
                 continue
             values = [confusion_disparity(c, metric, eligible, rules.method) for c in (ca, cb)]
-            changes[f"{metric}_change"] = _estimate(values[1] - values[0], rules.confidence)
+            changes[f"{metric}_change"] = series_estimate(values[1] - values[0], rules.confidence)
         eligible = [g for g in range(len(names)) if sizes[g] >= rules.min_group_size]
         if len(eligible) >= 2:
             drop = rate(ca, "accuracy")[:, eligible] - rate(cb, "accuracy")[:, eligible]
-            changes["accuracy_drop_gap"] = _estimate(drop.max(axis=1) - drop.min(axis=1), rules.confidence)
+            changes["accuracy_drop_gap"] = series_estimate(drop.max(axis=1) - drop.min(axis=1), rules.confidence)
         else:
             changes["accuracy_drop_gap"] = Estimate(None, reason="fewer than 2 groups of min_group_size rows")
         out[slice_name(features)] = changes
@@ -68,7 +68,8 @@ def _enough(confusion: Confusion, name: str, g: int, rules: GroupRules) -> bool:
     return name not in needs or needs[name][0, g] >= rules.min_class_size
 
 
-def _estimate(series: np.ndarray, confidence: float) -> Estimate:
+def series_estimate(series: np.ndarray, confidence: float) -> Estimate:
+    """The observed value (row 0) of a bootstrap series with the percentile interval of its replicates."""
     if np.isnan(series[0]):
         return Estimate(None, reason="undefined on the observed rows")
     interval, reason = percentile_interval(series[1:], confidence)
